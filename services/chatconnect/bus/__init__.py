@@ -1,0 +1,1 @@
+"""Ephemeral fan-out between processes: online push, revocations, rate limits."""

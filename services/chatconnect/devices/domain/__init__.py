@@ -1,0 +1,1 @@
+"""Linked-device logic: linking, listing, unlinking."""

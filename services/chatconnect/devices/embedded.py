@@ -1,0 +1,194 @@
+"""The embedded (SQLite) device store."""
+
+from __future__ import annotations
+
+from chatconnect.devices.domain.errors import (
+    DeviceLimitReached,
+    LinkAlreadyApproved,
+    LinkCodeNotFound,
+    LinkNotApproved,
+)
+from chatconnect.devices.domain.models import DeviceRecord, LinkRequest
+from chatconnect.devices.ports import DeviceStore
+from chatconnect.model import DeviceAddress, DeviceKind
+from chatconnect.storage.sqlite import Database, Row
+from chatconnect.users.domain.models import NewDevice
+from chatconnect.users.embedded import delete_device, insert_device
+
+
+def _device(row: Row) -> DeviceRecord:
+    return DeviceRecord(
+        user_id=row["user_id"],
+        device_id=row["device_id"],
+        incarnation=row["incarnation"],
+        registration_id=row["registration_id"],
+        kind=DeviceKind(row["kind"]),
+        encrypted_name=row["encrypted_name"],
+        created_at=row["created_at"],
+        last_seen_at=row["last_seen_at"],
+    )
+
+
+def _link(row: Row) -> LinkRequest:
+    return LinkRequest(
+        link_code=row["link_code"],
+        secret_hash=row["secret_hash"],
+        request_id=row["request_id"],
+        ephemeral_key=row["ephemeral_key"],
+        kind=DeviceKind(row["kind"]),
+        expires_at=row["expires_at"],
+        approved_user_id=row["approved_user_id"],
+        approved_request_id=row["approved_request_id"],
+        provisioning=row["provisioning"],
+        device_id=row["device_id"],
+        incarnation=row["incarnation"],
+        completed_request_id=row["completed_request_id"],
+    )
+
+
+class SqliteDeviceStore(DeviceStore):
+    """Devices and pending links in the embedded database."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def list_devices(self, user_id: str) -> list[DeviceRecord]:
+        rows = await self._db.fetchall(
+            "list_devices", "SELECT * FROM devices WHERE user_id = ? ORDER BY device_id",
+            (user_id,),
+        )
+        return [_device(r) for r in rows]
+
+    async def identity_key(self, user_id: str) -> bytes | None:
+        row = await self._db.fetchone(
+            "identity_key", "SELECT identity_key FROM accounts WHERE user_id = ?", (user_id,)
+        )
+        return bytes(row["identity_key"]) if row else None
+
+    async def is_current(self, device: DeviceAddress, incarnation: str) -> bool:
+        row = await self._db.fetchone(
+            "is_current",
+            "SELECT 1 FROM devices WHERE user_id = ? AND device_id = ? AND incarnation = ?",
+            (device.user_id, device.device_id, incarnation),
+        )
+        return row is not None
+
+    async def create_link(self, link: LinkRequest) -> LinkRequest:
+        async with self._db.write("create_link") as tx:
+            existing = await tx.fetchone(
+                "SELECT * FROM device_links WHERE request_id = ? AND ephemeral_key = ?",
+                (link.request_id, link.ephemeral_key),
+            )
+            if existing is not None:
+                # A retried BeginLink keeps its code; only the latest secret is valid.
+                await tx.execute(
+                    "UPDATE device_links SET secret_hash = ? WHERE link_code = ?",
+                    (link.secret_hash, existing["link_code"]),
+                )
+                stored = _link(existing)
+                return LinkRequest(**{**stored.__dict__, "secret_hash": link.secret_hash})
+            await tx.execute(
+                "INSERT INTO device_links (link_code, secret_hash, request_id, ephemeral_key, "
+                "kind, expires_at) VALUES (?, ?, ?, ?, ?, ?)",
+                (link.link_code, link.secret_hash, link.request_id, link.ephemeral_key,
+                 int(link.kind), link.expires_at),
+            )
+            return link
+
+    async def get_link(
+        self, *, link_code: str = "", secret_hash: bytes = b""
+    ) -> LinkRequest | None:
+        if link_code:
+            row = await self._db.fetchone(
+                "get_link", "SELECT * FROM device_links WHERE link_code = ?", (link_code,)
+            )
+        else:
+            row = await self._db.fetchone(
+                "get_link", "SELECT * FROM device_links WHERE secret_hash = ?", (secret_hash,)
+            )
+        return _link(row) if row else None
+
+    async def approve_link(
+        self, link_code: str, *, user_id: str, request_id: str, provisioning: bytes,
+        max_devices: int,
+    ) -> LinkRequest:
+        async with self._db.write("approve_link") as tx:
+            row = await tx.fetchone(
+                "SELECT * FROM device_links WHERE link_code = ?", (link_code,)
+            )
+            if row is None:
+                raise LinkCodeNotFound("no pending link has this code")
+            link = _link(row)
+            if link.approved_user_id is not None:
+                if link.approved_user_id == user_id and link.approved_request_id == request_id:
+                    return link
+                raise LinkAlreadyApproved("this link code was already approved")
+            count = await tx.fetchone(
+                "SELECT COUNT(*) AS n FROM devices WHERE user_id = ? AND device_id != 1",
+                (user_id,),
+            )
+            linked = int(count["n"]) if count else 0
+            if linked >= max_devices:
+                raise DeviceLimitReached(
+                    "linked devices", setting="devices.max_linked_devices", limit=max_devices,
+                    actual=linked + 1,
+                )
+            account = await tx.fetchone(
+                "UPDATE accounts SET next_device_id = next_device_id + 1 WHERE user_id = ? "
+                "RETURNING next_device_id - 1 AS device_id",
+                (user_id,),
+            )
+            assert account is not None
+            await tx.execute(
+                "UPDATE device_links SET approved_user_id = ?, approved_request_id = ?, "
+                "provisioning = ?, device_id = ? WHERE link_code = ?",
+                (user_id, request_id, provisioning, account["device_id"], link_code),
+            )
+            row = await tx.fetchone(
+                "SELECT * FROM device_links WHERE link_code = ?", (link_code,)
+            )
+            assert row is not None
+            return _link(row)
+
+    async def complete_link(
+        self, link_code: str, *, request_id: str, device: NewDevice, now: float
+    ) -> DeviceAddress:
+        async with self._db.write("complete_link") as tx:
+            row = await tx.fetchone(
+                "SELECT * FROM device_links WHERE link_code = ?", (link_code,)
+            )
+            if row is None:
+                raise LinkCodeNotFound("no pending link has this code")
+            link = _link(row)
+            if link.approved_user_id is None or link.device_id is None:
+                raise LinkNotApproved("the link is not approved")
+            address = DeviceAddress(link.approved_user_id, link.device_id)
+            if link.completed_request_id is not None:
+                if link.completed_request_id == request_id:
+                    return address
+                raise LinkAlreadyApproved("this link was already completed")
+            await insert_device(tx, address, device, now)
+            await tx.execute(
+                "UPDATE device_links SET incarnation = ?, completed_request_id = ? "
+                "WHERE link_code = ?",
+                (device.incarnation, request_id, link_code),
+            )
+            return address
+
+    async def unlink(self, device: DeviceAddress) -> bool:
+        async with self._db.write("unlink") as tx:
+            exists = await tx.fetchone(
+                "SELECT 1 FROM devices WHERE user_id = ? AND device_id = ?",
+                (device.user_id, device.device_id),
+            )
+            if exists is None:
+                return False
+            await delete_device(tx, device)
+            return True
+
+    async def touch(self, device: DeviceAddress, now: float) -> None:
+        async with self._db.write("touch_device") as tx:
+            await tx.execute(
+                "UPDATE devices SET last_seen_at = ? WHERE user_id = ? AND device_id = ?",
+                (now, device.user_id, device.device_id),
+            )

@@ -1,0 +1,1 @@
+"""Prekey directory logic: key validation and bundle selection."""

@@ -1,0 +1,1 @@
+"""The send path and device inboxes, free of transport."""

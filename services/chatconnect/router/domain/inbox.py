@@ -1,0 +1,159 @@
+"""Reading and acknowledging a device inbox, and the receipts that follow."""
+
+from __future__ import annotations
+
+import base64
+from collections import defaultdict
+from collections.abc import Sequence
+
+from chatconnect.devices.ports import DeviceDirectory
+from chatconnect.model import (
+    CLIENT_ENVELOPE_TYPES,
+    Clock,
+    Conversation,
+    DeviceAddress,
+    Envelope,
+    EnvelopeType,
+    InboxPage,
+    Receipt,
+    ReceiptType,
+)
+from chatconnect.router.config import RouterConfig
+from chatconnect.router.domain.errors import PageTokenInvalid, ReceiptTypeInvalid, TooManyIds
+from chatconnect.router.domain.models import Delivery, PendingSend
+from chatconnect.router.domain.sending import Deliverer, new_server_message_id
+from chatconnect.router.ports import MessageStore
+from chatconnect.runtime.errors import FieldInvalid
+
+_TOKEN_PREFIX = "v1:"
+
+
+def encode_page_token(after_sequence: int) -> str:
+    """An opaque token for "continue after this sequence"."""
+    return base64.urlsafe_b64encode(f"{_TOKEN_PREFIX}{after_sequence}".encode()).decode()
+
+
+def decode_page_token(token: str) -> int:
+    """The sequence a page token continues after; "" means the start."""
+    if not token:
+        return 0
+    try:
+        text = base64.urlsafe_b64decode(token.encode()).decode()
+        if not text.startswith(_TOKEN_PREFIX):
+            raise ValueError(text)
+        value = int(text[len(_TOKEN_PREFIX):])
+    except (ValueError, UnicodeDecodeError):
+        raise PageTokenInvalid("page_token was not issued by this server") from None
+    if value < 0:
+        raise PageTokenInvalid("page_token was not issued by this server")
+    return value
+
+
+class InboxService:
+    """A device's view of its inbox."""
+
+    def __init__(
+        self,
+        *,
+        store: MessageStore,
+        directory: DeviceDirectory,
+        deliverer: Deliverer,
+        config: RouterConfig,
+        clock: Clock,
+    ) -> None:
+        self._store = store
+        self._directory = directory
+        self._deliverer = deliverer
+        self._config = config
+        self._clock = clock
+
+    def page_size(self, requested: int) -> int:
+        """The page size in force for a request (0 means the default)."""
+        if requested < 0:
+            raise FieldInvalid("page_size", "must not be negative")
+        if requested == 0:
+            return self._config.sync_page_size
+        return min(requested, self._config.max_sync_page_size)
+
+    async def page(self, device: DeviceAddress, *, after_sequence: int, limit: int) -> InboxPage:
+        """Up to `limit` items after `after_sequence`."""
+        items = await self._store.read(
+            device, after_sequence=after_sequence, limit=limit, now=self._clock()
+        )
+        last = after_sequence
+        if items:
+            tail = items[-1]
+            last = tail.sequence if isinstance(tail, Envelope) else tail.last_sequence
+        return InboxPage(items, last, more=len(items) == limit)
+
+    async def acknowledge(self, device: DeviceAddress, ids: Sequence[str]) -> None:
+        """Removes the items and sends delivery receipts for messages from other users."""
+        if len(ids) > self._config.max_ids_per_ack:
+            raise TooManyIds(
+                "ids", setting="router.max_ids_per_ack", limit=self._config.max_ids_per_ack,
+                actual=len(ids),
+            )
+        if not ids:
+            return
+        removed = await self._store.acknowledge(device, ids)
+        by_sender: dict[str, list[str]] = defaultdict(list)
+        for envelope in removed:
+            if (
+                envelope.type in CLIENT_ENVELOPE_TYPES
+                and envelope.sender is not None
+                and envelope.sender.user_id != device.user_id
+            ):
+                by_sender[envelope.sender.user_id].append(envelope.server_message_id)
+        for sender_user, message_ids in by_sender.items():
+            await self._send_receipt(device, sender_user, ReceiptType.DELIVERED, message_ids)
+
+    async def send_receipts(
+        self,
+        reader: DeviceAddress,
+        *,
+        receipt_type: ReceiptType,
+        messages: Sequence[tuple[str, str]],
+    ) -> None:
+        """Sends READ or PLAYED receipts; `messages` holds (sender user, server id)."""
+        if receipt_type not in (ReceiptType.READ, ReceiptType.PLAYED):
+            raise ReceiptTypeInvalid("type must be READ or PLAYED")
+        if len(messages) > self._config.max_receipt_messages:
+            raise TooManyIds(
+                "messages", setting="router.max_receipt_messages",
+                limit=self._config.max_receipt_messages, actual=len(messages),
+            )
+        by_sender: dict[str, list[str]] = defaultdict(list)
+        for sender_user, server_message_id in messages:
+            if not sender_user or not server_message_id:
+                raise FieldInvalid("messages", "every message needs sender_user_id and server_message_id")
+            by_sender[sender_user].append(server_message_id)
+        for sender_user, message_ids in by_sender.items():
+            await self._send_receipt(reader, sender_user, receipt_type, message_ids)
+
+    async def _send_receipt(
+        self, by: DeviceAddress, sender_user: str, receipt_type: ReceiptType, ids: list[str]
+    ) -> None:
+        recipients = await self._directory.list_devices(sender_user)
+        if not recipients:
+            return
+        now = self._clock()
+        server_message_id = new_server_message_id()
+        expire_time = now + self._config.retention_seconds
+        envelope = Envelope(
+            server_message_id=server_message_id,
+            sequence=0,
+            type=EnvelopeType.RECEIPT,
+            sender=by,
+            client_message_id="",
+            destination=Conversation(user_id=sender_user),
+            content=b"",
+            server_time=now,
+            expire_time=expire_time,
+            receipt=Receipt(receipt_type, by, tuple(ids), now),
+        )
+        deliveries = tuple(
+            Delivery(DeviceAddress(sender_user, d.device_id), envelope) for d in recipients
+        )
+        await self._deliverer.commit_and_push(
+            PendingSend(None, "", server_message_id, now, expire_time, deliveries)
+        )

@@ -1,0 +1,138 @@
+"""The send path: validate, deduplicate, check devices, commit durably, then push."""
+
+from __future__ import annotations
+
+import uuid
+from chatconnect.bus.ports import Bus, InboxChanged, RateLimiter
+from chatconnect.devices.domain.models import DeviceRecord
+from chatconnect.devices.ports import DeviceDirectory
+from chatconnect.model import Clock, DeviceAddress, Envelope
+from chatconnect.router.config import RouterConfig
+from chatconnect.router.domain import device_check
+from chatconnect.router.domain.errors import DeviceListMismatchError, GroupSendUnavailable
+from chatconnect.router.domain.models import (
+    Delivery,
+    DeviceListMismatch,
+    OutgoingMessage,
+    PendingSend,
+    SendResult,
+)
+from chatconnect.router.domain.validation import check_outgoing
+from chatconnect.router.ports import MessageStore
+from chatconnect.runtime.errors import RateLimited, UserNotFound
+
+PUSH_INLINE_BYTES = 64 * 1024
+"""Envelopes up to this size travel inside the bus event; larger ones are re-read."""
+
+
+def new_server_message_id() -> str:
+    """A fresh server message id."""
+    return uuid.uuid4().hex
+
+
+class Deliverer:
+    """Commits deliveries durably, then tells the online devices."""
+
+    def __init__(self, *, store: MessageStore, bus: Bus) -> None:
+        self._store = store
+        self._bus = bus
+
+    async def commit_and_push(self, send: PendingSend) -> SendResult:
+        """The commit is the acknowledgement point; the push after it is best effort."""
+        result, deliveries = await self._store.commit(send)
+        if deliveries:
+            await self._bus.publish([_inbox_event(d) for d in deliveries])
+        return result
+
+
+def _inbox_event(delivery: Delivery) -> InboxChanged:
+    envelope = delivery.envelope
+    inline = envelope if len(envelope.content) <= PUSH_INLINE_BYTES else None
+    return InboxChanged(delivery.recipient, envelope.sequence, inline)
+
+
+class SendService:
+    """Accepts 1:1 sends from authenticated devices."""
+
+    def __init__(
+        self,
+        *,
+        store: MessageStore,
+        directory: DeviceDirectory,
+        deliverer: Deliverer,
+        limiter: RateLimiter,
+        config: RouterConfig,
+        clock: Clock,
+    ) -> None:
+        self._store = store
+        self._directory = directory
+        self._deliverer = deliverer
+        self._limiter = limiter
+        self._config = config
+        self._clock = clock
+
+    async def send(self, sender: DeviceAddress, message: OutgoingMessage) -> SendResult:
+        """Returns once the message is durable for every addressed device."""
+        check_outgoing(sender, message, self._config)
+        previous = await self._store.find_send(sender, message.client_message_id)
+        if previous is not None:
+            return previous
+        decision = await self._limiter.acquire(
+            f"send:{sender}", rate_per_second=self._config.sends_per_second,
+            burst=self._config.send_burst,
+        )
+        if not decision.allowed:
+            raise RateLimited("device", decision.retry_after_seconds)
+        if message.destination.group_id:
+            raise GroupSendUnavailable("group sends are not served by this release yet")
+        await self._check_devices(sender, message)
+        now = self._clock()
+        server_message_id = new_server_message_id()
+        expire_time = now + self._config.retention_seconds
+        deliveries = tuple(
+            Delivery(
+                c.device,
+                Envelope(
+                    server_message_id=server_message_id,
+                    sequence=0,
+                    type=c.type,
+                    sender=sender,
+                    client_message_id=message.client_message_id,
+                    destination=message.destination,
+                    content=c.content,
+                    server_time=now,
+                    expire_time=expire_time,
+                    urgent=message.urgent,
+                ),
+            )
+            for c in message.ciphertexts
+        )
+        return await self._deliverer.commit_and_push(
+            PendingSend(sender, message.client_message_id, server_message_id, now, expire_time,
+                        deliveries)
+        )
+
+    async def _check_devices(self, sender: DeviceAddress, message: OutgoingMessage) -> None:
+        recipient = message.destination.user_id
+        recipient_devices = await self._directory.list_devices(recipient)
+        if not recipient_devices:
+            raise UserNotFound(recipient)
+        own_devices = (
+            recipient_devices if recipient == sender.user_id
+            else await self._directory.list_devices(sender.user_id)
+        )
+        mismatches: list[DeviceListMismatch] = []
+        checks: list[tuple[str, list[DeviceRecord]]] = (
+            [(sender.user_id, own_devices)] if recipient == sender.user_id
+            else [(recipient, recipient_devices), (sender.user_id, own_devices)]
+        )
+        for user_id, devices in checks:
+            addressed = [c for c in message.ciphertexts if c.device.user_id == user_id]
+            found = device_check.compare(
+                user_id, devices, addressed,
+                excluded_device=sender.device_id if user_id == sender.user_id else None,
+            )
+            if found is not None:
+                mismatches.append(found)
+        if mismatches:
+            raise DeviceListMismatchError(mismatches)

@@ -1,0 +1,1 @@
+"""What every service shares: configuration, errors at the gRPC edge, auth, telemetry, the server."""

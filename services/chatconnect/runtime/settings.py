@@ -1,0 +1,161 @@
+"""The runtime's own settings and the composition of every service's settings."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from chatconnect.devices.config import DevicesConfig
+from chatconnect.gateway.config import GatewayConfig
+from chatconnect.keys.config import KeysConfig
+from chatconnect.router.config import RouterConfig
+from chatconnect.runtime.config import (
+    ConfigError,
+    describe,
+    load_section,
+    one_of,
+    positive,
+    read_file,
+    setting,
+)
+from chatconnect.users.config import UsersConfig
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Where the process listens and keeps its data."""
+
+    listen: str = setting("127.0.0.1:7600", "host:port the gRPC server listens on")
+    data_dir: Path = setting(Path("data"), "directory for the embedded database and secrets")
+    store: str = setting(
+        "embedded", "where durable state lives: embedded (SQLite in data_dir)",
+        check=one_of("embedded"),
+    )
+    drain_seconds: float = setting(
+        5.0, "on shutdown, how long open streams get to finish after GoAway", check=positive
+    )
+    max_receive_message_bytes: int = setting(
+        8 * 1024 * 1024, "largest gRPC message the server accepts", check=positive
+    )
+    sqlite_synchronous: str = setting(
+        "FULL",
+        "SQLite synchronous mode; FULL makes every acknowledged write survive power loss",
+        check=one_of("FULL", "NORMAL"),
+    )
+    store_timeout_seconds: float = setting(
+        5.0, "longest wait for one storage call before the request fails", check=positive
+    )
+
+
+@dataclass(frozen=True)
+class AuthConfig:
+    """Device tokens."""
+
+    access_token_ttl_seconds: int = setting(
+        900, "how long an access token is accepted", check=positive
+    )
+    refresh_token_ttl_seconds: int = setting(
+        60 * 24 * 3600, "how long an unused refresh token stays valid", check=positive
+    )
+    signing_key_file: Path | None = setting(
+        None, "Ed25519 private key (PEM) that signs tokens; default <data_dir>/secrets/"
+        "token-signing-key.pem, created on first start"
+    )
+    issuer: str = setting("chatconnect", "the `iss` claim of issued tokens")
+
+
+@dataclass(frozen=True)
+class TelemetryConfig:
+    """OpenTelemetry traces and metrics."""
+
+    exporter: str = setting(
+        "none", "where traces and metrics go: none, console or otlp",
+        check=one_of("none", "console", "otlp"),
+    )
+    otlp_endpoint: str = setting("http://127.0.0.1:4317", "OTLP/gRPC collector endpoint")
+    service_name: str = setting("chatconnect", "the service.name resource attribute")
+
+
+@dataclass(frozen=True)
+class LoggingConfig:
+    """Structured logs on stderr."""
+
+    level: str = setting(
+        "info", "lowest level logged", check=one_of("debug", "info", "warning", "error")
+    )
+    format: str = setting(
+        "console", "console (for people) or json (for log pipelines)",
+        check=one_of("console", "json"),
+    )
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything one process needs, loaded once at start."""
+
+    server: ServerConfig
+    auth: AuthConfig
+    telemetry: TelemetryConfig
+    logging: LoggingConfig
+    users: UsersConfig
+    devices: DevicesConfig
+    keys: KeysConfig
+    router: RouterConfig
+    gateway: GatewayConfig
+
+    def signing_key_path(self) -> Path:
+        """The token signing key file in force."""
+        return self.auth.signing_key_file or (
+            self.server.data_dir / "secrets" / "token-signing-key.pem"
+        )
+
+
+def _sections() -> dict[str, type[Any]]:
+    return {
+        "server": ServerConfig,
+        "auth": AuthConfig,
+        "telemetry": TelemetryConfig,
+        "logging": LoggingConfig,
+        "users": UsersConfig,
+        "devices": DevicesConfig,
+        "keys": KeysConfig,
+        "router": RouterConfig,
+        "gateway": GatewayConfig,
+    }
+
+
+def load_settings(
+    path: Path | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+) -> Settings:
+    """Loads settings from a TOML file, `overrides` (command-line flags) and the environment.
+
+    Precedence, lowest first: defaults, file, overrides, environment.
+    """
+    document = read_file(path)
+    sections = _sections()
+    unknown = sorted(set(document) - set(sections))
+    if unknown:
+        raise ConfigError(
+            f"unknown section [{unknown[0]}]; known sections: {', '.join(sorted(sections))}"
+        )
+    environment = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    for name, cls in sections.items():
+        table = dict(document.get(name, {}))
+        table.update((overrides or {}).get(name, {}))
+        values[name] = load_section(cls, name, table, environment)
+    return Settings(**values)
+
+
+def reference() -> list[tuple[str, str, str, str]]:
+    """Every setting: (key, environment variable, default, description)."""
+    rows: list[tuple[str, str, str, str]] = []
+    for name, cls in _sections().items():
+        rows.extend(describe(cls, name))
+    return rows

@@ -1,0 +1,1 @@
+"""Storage shared by the embedded adapters: one SQLite database in WAL mode."""

@@ -1,0 +1,1 @@
+"""Account logic: phone verification, registration and device sessions."""

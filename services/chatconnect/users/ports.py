@@ -1,0 +1,60 @@
+"""Storage and provider ports of the users service."""
+
+from __future__ import annotations
+
+import abc
+
+from chatconnect.model import DeviceAddress
+from chatconnect.users.domain.models import NewDevice, Registration, Verification
+
+
+class AccountStore(abc.ABC):
+    """Accounts, verifications and refresh tokens."""
+
+    @abc.abstractmethod
+    async def create_verification(self, verification: Verification) -> Verification:
+        """Stores `verification`, or returns the one already stored for the same phone
+        number and request id."""
+
+    @abc.abstractmethod
+    async def get_verification(self, verification_id: str) -> Verification | None:
+        """The verification with this id, if any."""
+
+    @abc.abstractmethod
+    async def record_failed_attempt(self, verification_id: str) -> None:
+        """Counts one wrong code."""
+
+    @abc.abstractmethod
+    async def register(
+        self,
+        *,
+        verification: Verification,
+        request_id: str,
+        new_user_id: str,
+        primary: NewDevice,
+        now: float,
+    ) -> Registration:
+        """Atomically creates the account (or takes over the number's account, removing
+        every old device, its sessions, keys and inbox) with `primary` as device 1, and
+        marks the verification completed by `request_id`."""
+
+    @abc.abstractmethod
+    async def save_refresh_token(
+        self, token_hash: bytes, device: DeviceAddress, incarnation: str, expires_at: float
+    ) -> None:
+        """Stores the hash of a new refresh token."""
+
+    @abc.abstractmethod
+    async def take_refresh_token(
+        self, token_hash: bytes, now: float
+    ) -> tuple[DeviceAddress, str] | None:
+        """Consumes a refresh token: returns its device and incarnation and deletes it, or
+        None if it is unknown or expired."""
+
+
+class VerificationProvider(abc.ABC):
+    """Delivers verification codes (SMS, voice, ...)."""
+
+    @abc.abstractmethod
+    async def send_code(self, phone_number: str, code: str, *, locale: str) -> None:
+        """Sends `code` to `phone_number`; raises ProviderUnavailable on failure."""
