@@ -92,21 +92,29 @@ class DevicesServicer(pb_grpc.DevicesServiceServicer):
         )
         return pb.ApproveLinkResponse(device_id=device_id)
 
+    @unary(ERRORS, "DevicesService/AwaitLinkApproval")
+    async def AwaitLinkApproval(
+        self, request: pb.AwaitLinkApprovalRequest, context: Context
+    ) -> pb.AwaitLinkApprovalResponse:
+        device_id, provisioning = await self._devices.await_approval(
+            link_secret=request.link_secret, wait_seconds=request.wait.ToNanoseconds() / 1e9
+        )
+        return pb.AwaitLinkApprovalResponse(
+            device_id=device_id, encrypted_provisioning_message=provisioning
+        )
+
     @unary(ERRORS, "DevicesService/CompleteLink")
     async def CompleteLink(
         self, request: pb.CompleteLinkRequest, context: Context
     ) -> pb.CompleteLinkResponse:
-        session, provisioning = await self._devices.complete_link(
+        session = await self._devices.complete_link(
             request_id=request.request_id,
             link_secret=request.link_secret,
             registration_id=request.registration_id,
             keys=wire.device_keys_from_wire(request.keys, b""),
-            wait_seconds=request.wait.ToNanoseconds() / 1e9,
             encrypted_name=request.encrypted_name,
         )
-        return pb.CompleteLinkResponse(
-            session=wire.session_to_wire(session), encrypted_provisioning_message=provisioning
-        )
+        return pb.CompleteLinkResponse(session=wire.session_to_wire(session))
 
     @unary(ERRORS, "DevicesService/UnlinkDevice")
     async def UnlinkDevice(

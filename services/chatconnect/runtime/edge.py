@@ -41,7 +41,8 @@ class WireError:
     details: DetailBuilder | None = None
 
 
-def _limit_details(exc: errors.LimitExceeded) -> list[Message]:
+def limit_details(exc: errors.LimitExceeded) -> list[Message]:
+    """Details for any LimitExceeded: which setting, the limit, the actual value."""
     return [
         errordetails_pb2.LimitExceeded(setting=exc.setting, limit=exc.limit, actual=exc.actual)
     ]
@@ -69,7 +70,7 @@ COMMON_ERRORS: dict[type[errors.ChatConnectError], WireError] = {
     errors.FieldInvalid: WireError(grpc.StatusCode.INVALID_ARGUMENT, "FIELD_INVALID",
                                   _field_details),
     errors.LimitExceeded: WireError(grpc.StatusCode.RESOURCE_EXHAUSTED, "LIMIT_EXCEEDED",
-                                   _limit_details),  # type: ignore[arg-type]
+                                   limit_details),  # type: ignore[arg-type]
     errors.RateLimited: WireError(grpc.StatusCode.RESOURCE_EXHAUSTED, "RATE_LIMITED",
                                  _retry_details),  # type: ignore[arg-type]
     errors.StoreUnavailable: WireError(grpc.StatusCode.UNAVAILABLE, "STORE_UNAVAILABLE"),

@@ -48,6 +48,10 @@ class ServerConfig:
     store_timeout_seconds: float = setting(
         5.0, "longest wait for one storage call before the request fails", check=positive
     )
+    event_loop: str = setting(
+        "uvloop", "asyncio event loop: uvloop (faster) or asyncio",
+        check=one_of("uvloop", "asyncio"),
+    )
 
 
 @dataclass(frozen=True)
@@ -132,10 +136,12 @@ def load_settings(
     *,
     env: Mapping[str, str] | None = None,
     overrides: Mapping[str, Mapping[str, Any]] | None = None,
+    profile: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Settings:
     """Loads settings from a TOML file, `overrides` (command-line flags) and the environment.
 
-    Precedence, lowest first: defaults, file, overrides, environment.
+    Precedence, lowest first: defaults, `profile` (defaults of a command such as `up`),
+    file, overrides, environment.
     """
     document = read_file(path)
     sections = _sections()
@@ -147,7 +153,8 @@ def load_settings(
     environment = os.environ if env is None else env
     values: dict[str, Any] = {}
     for name, cls in sections.items():
-        table = dict(document.get(name, {}))
+        table = dict((profile or {}).get(name, {}))
+        table.update(document.get(name, {}))
         table.update((overrides or {}).get(name, {}))
         values[name] = load_section(cls, name, table, environment)
     return Settings(**values)

@@ -121,6 +121,13 @@ class DeviceService:
         assert approved.device_id is not None
         return approved.device_id
 
+    async def await_approval(self, *, link_secret: str, wait_seconds: float) -> tuple[int, bytes]:
+        """The new device waits for approval; returns its device id and the provisioning
+        message."""
+        link = await self._approved_link(link_secret, wait_seconds=wait_seconds)
+        assert link.device_id is not None and link.provisioning is not None
+        return link.device_id, link.provisioning
+
     async def complete_link(
         self,
         *,
@@ -128,28 +135,14 @@ class DeviceService:
         link_secret: str,
         registration_id: int,
         keys: DeviceKeys,
-        wait_seconds: float,
         encrypted_name: bytes,
-    ) -> tuple[DeviceSession, bytes]:
-        """The new device waits for approval, then becomes a device of the account."""
+    ) -> DeviceSession:
+        """The approved new device publishes its keys and becomes a device of the account."""
         check_request_id(request_id)
-        if not link_secret:
-            raise FieldMissing("link_secret")
         check_registration_id(registration_id)
-        deadline = self._clock() + min(max(wait_seconds, 0.0), self._config.max_link_wait_seconds)
-        secret_hash = hash_secret(link_secret)
-        while True:
-            link = await self._store.get_link(secret_hash=secret_hash)
-            if link is None:
-                raise LinkNotFound("no pending link has this secret")
-            if link.approved_user_id is not None:
-                break
-            if link.expires_at <= self._clock():
-                raise LinkCodeExpired("the link code expired; start again")
-            if self._clock() >= deadline:
-                raise LinkNotApproved("not approved yet; call CompleteLink again")
-            await asyncio.sleep(LINK_POLL_SECONDS)
+        link = await self._approved_link(link_secret, wait_seconds=0.0)
         user_id = link.approved_user_id
+        assert user_id is not None
         identity_key = await self._store.identity_key(user_id)
         if identity_key is None:
             raise UserNotFound(user_id)
@@ -164,8 +157,24 @@ class DeviceService:
         )
         session = await self._sessions.issue(device, incarnation)
         await self._notices.device_list_changed(user_id)
-        assert link.provisioning is not None
-        return session, link.provisioning
+        return session
+
+    async def _approved_link(self, link_secret: str, *, wait_seconds: float) -> LinkRequest:
+        if not link_secret:
+            raise FieldMissing("link_secret")
+        deadline = self._clock() + min(max(wait_seconds, 0.0), self._config.max_link_wait_seconds)
+        secret_hash = hash_secret(link_secret)
+        while True:
+            link = await self._store.get_link(secret_hash=secret_hash)
+            if link is None:
+                raise LinkNotFound("no pending link has this secret")
+            if link.expires_at <= self._clock():
+                raise LinkCodeExpired("the link code expired; start again")
+            if link.approved_user_id is not None:
+                return link
+            if self._clock() >= deadline:
+                raise LinkNotApproved("not approved yet; call again")
+            await asyncio.sleep(LINK_POLL_SECONDS)
 
     async def unlink(self, caller: DeviceAddress, *, request_id: str, device_id: int) -> None:
         """Unlinks a device: its tokens stop working and its connections close."""

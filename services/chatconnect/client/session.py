@@ -1,0 +1,376 @@
+"""ChatClient: one device's connection, with automatic reconnect and resend.
+
+Sends are kept until the server answers `sent`, and are written again, in their original
+order, after every reconnect; the server deduplicates them by client message id. Received
+envelopes are acknowledged in batches once queued for the application, and a redelivered
+envelope (same or lower inbox sequence) is acknowledged again but not handed over twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import uuid
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import grpc
+
+from chatconnect.client.account import RPC_TIMEOUT, Account
+from chatconnect.client.errors import ChatError
+from chatconnect.client.keys import seal
+from chatconnect.common.v1 import common_pb2
+from chatconnect.errordetails.v1 import errordetails_pb2
+from chatconnect.gateway.v1 import gateway_pb2
+from chatconnect.gateway.v1 import gateway_service_pb2 as gw
+from chatconnect.gateway.v1 import gateway_service_pb2_grpc as gw_grpc
+from chatconnect.keys.v1 import keys_service_pb2 as keys_pb
+from chatconnect.keys.v1 import keys_service_pb2_grpc as keys_grpc
+from chatconnect.router.v1 import router_pb2
+from chatconnect.router.v1 import router_service_pb2 as router_pb
+from chatconnect.router.v1 import router_service_pb2_grpc as router_grpc
+
+ACK_BATCH = 64
+ACK_COALESCE_SECONDS = 0.005
+MAX_BACKOFF_SECONDS = 5.0
+FATAL_REASONS = {"DEVICE_REVOKED", "TOKEN_INVALID"}
+
+
+@dataclass(frozen=True)
+class Received:
+    """An inbox item handed to the application: an envelope (decrypted when it is a
+    message for this device) or a gap."""
+
+    envelope: common_pb2.Envelope | None = None
+    plaintext: bytes | None = None
+    gap: common_pb2.InboxGap | None = None
+
+    @property
+    def text(self) -> str:
+        """The message text (empty for receipts, notices and gaps)."""
+        return (self.plaintext or b"").decode()
+
+
+@dataclass
+class _DeviceKey:
+    registration_id: int
+    prekey: bytes
+
+
+class ChatClient:
+    """A connected device. Use as `async with ChatClient(target, account) as client:`."""
+
+    def __init__(
+        self, target: str, account: Account, *, window: int = 100, reconnect: bool = True
+    ) -> None:
+        self.target = target
+        self.account = account
+        self._window = window
+        self._reconnect = reconnect
+        self._channel = grpc.aio.insecure_channel(target)
+        self._received: asyncio.Queue[Received] = asyncio.Queue()
+        self._pending: OrderedDict[str, tuple[router_pb2.OutgoingMessage, asyncio.Future[router_pb2.SendResult]]] = OrderedDict()
+        self._devices: dict[str, dict[int, _DeviceKey]] = {}
+        self._ack_buffer: list[str] = []
+        self._ack_wakeup = asyncio.Event()
+        self._write_lock = asyncio.Lock()
+        self._call: grpc.aio.StreamStreamCall[gw.ConnectRequest, gw.ConnectResponse] | None = None
+        self._connected = asyncio.Event()
+        self._drained = asyncio.Event()
+        self._closing = False
+        self._runner: asyncio.Task[None] | None = None
+        self._acker: asyncio.Task[None] | None = None
+        self.fatal: ChatError | None = None
+        self.connections = 0
+        self.last_sequence = 0
+        self.go_away_reasons: list[str] = []
+        self.last_error: BaseException | None = None
+
+    async def __aenter__(self) -> ChatClient:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- connection -------------------------------------------------------------------
+
+    async def connect(self, *, timeout: float = 10.0) -> None:
+        """Opens the stream (and keeps it open) and waits for the server's Welcome."""
+        if self._runner is None:
+            self._runner = asyncio.create_task(self._run())
+            self._acker = asyncio.create_task(self._flush_acks())
+        await self._wait(self._connected, timeout)
+
+    async def close(self) -> None:
+        """Closes the stream and the channel."""
+        self._closing = True
+        for task in (self._runner, self._acker):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        await self._channel.close()
+
+    async def drop_connection(self) -> None:
+        """Cuts the current stream as a network failure would (the client reconnects)."""
+        if self._call is not None:
+            self._connected.clear()
+            self._call.cancel()
+
+    async def wait_drained(self, timeout: float = 30.0) -> None:
+        """Waits until the server says the stored backlog has been delivered."""
+        await self._wait(self._drained, timeout)
+
+    async def _wait(self, event: asyncio.Event, timeout: float) -> None:
+        waiter = asyncio.create_task(event.wait())
+        done, _ = await asyncio.wait({waiter, *(t for t in (self._runner,) if t)},
+                                     timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        if waiter not in done:
+            waiter.cancel()
+            if self.fatal is not None:
+                raise self.fatal
+            raise TimeoutError(f"no answer from {self.target} within {timeout}s")
+
+    async def _run(self) -> None:
+        backoff = 0.1
+        while not self._closing:
+            try:
+                await self._session()
+                backoff = 0.1
+            except grpc.aio.AioRpcError as exc:
+                error = ChatError.from_rpc(exc)
+                if error.reason == "TOKEN_EXPIRED":
+                    with contextlib.suppress(ChatError):
+                        await self.account.refresh(self._channel)
+                        continue
+                if error.reason in FATAL_REASONS or error.code == grpc.StatusCode.UNAUTHENTICATED:
+                    self._fail_all(error)
+                    return
+                hint = _retry_hint(error)
+                if hint is not None:
+                    backoff = hint
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if self._closing or (task is not None and task.cancelling()):
+                    raise
+                # Only the call was cancelled (drop_connection): reconnect.
+            except Exception as exc:  # noqa: BLE001 - keep reconnecting, but say why
+                self.last_error = exc
+            finally:
+                self._connected.clear()
+                self._call = None
+            if self._closing or not self._reconnect or self.fatal is not None:
+                return
+            await asyncio.sleep(backoff * (0.5 + random.random()))
+            backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+
+    async def _session(self) -> None:
+        call = gw_grpc.GatewayServiceStub(self._channel).Connect(metadata=self.account.metadata())
+        self._call = call
+        await call.write(gw.ConnectRequest(hello=gateway_pb2.Hello(
+            kind=common_pb2.DEVICE_KIND_PHONE, delivery_window=self._window,
+            user_agent="chatconnect-py/0.1.0",
+        )))
+        welcome = await call.read()
+        if welcome is grpc.aio.EOF or welcome.WhichOneof("frame") != "welcome":
+            return
+        self.connections += 1
+        self._drained.clear()
+        self._connected.set()
+        for outgoing, _future in list(self._pending.values()):
+            await self._write(gw.ConnectRequest(send=outgoing))
+        while True:
+            frame = await call.read()
+            if frame is grpc.aio.EOF:
+                return
+            kind = frame.WhichOneof("frame")
+            if kind == "envelope":
+                await self._on_envelope(frame.envelope)
+            elif kind == "gap":
+                self._queue_ack(frame.gap.gap_id)
+                self.last_sequence = max(self.last_sequence, frame.gap.last_sequence)
+                await self._received.put(Received(gap=frame.gap))
+            elif kind == "sent":
+                self._settle(frame.sent.client_message_id, result=frame.sent)
+            elif kind == "send_failed":
+                error = ChatError.from_frame(frame.send_failed.error)
+                if error.code != grpc.StatusCode.UNAVAILABLE:  # retried after reconnect
+                    self._settle(frame.send_failed.client_message_id, error=error)
+            elif kind == "drained":
+                self._drained.set()
+            elif kind == "go_away":
+                self.go_away_reasons.append(frame.go_away.reason)
+                if frame.go_away.reason == "DEVICE_REVOKED":
+                    self._fail_all(ChatError(grpc.StatusCode.UNAUTHENTICATED, "device unlinked",
+                                             "DEVICE_REVOKED", []))
+                return
+
+    async def _write(self, request: gw.ConnectRequest) -> None:
+        async with self._write_lock:
+            if self._call is None:
+                return
+            try:
+                await self._call.write(request)
+            except (grpc.aio.AioRpcError, asyncio.InvalidStateError, grpc.aio.UsageError):
+                pass  # the stream is gone; the run loop reconnects and resends
+
+    def _fail_all(self, error: ChatError) -> None:
+        self.fatal = error
+        for cmid in list(self._pending):
+            self._settle(cmid, error=error)
+
+    # -- receiving --------------------------------------------------------------------
+
+    async def _on_envelope(self, envelope: common_pb2.Envelope) -> None:
+        self._queue_ack(envelope.server_message_id)
+        if envelope.sequence <= self.last_sequence:
+            return  # redelivered after a lost acknowledgement: already handed over
+        self.last_sequence = envelope.sequence
+        plaintext = None
+        if envelope.type in (common_pb2.ENVELOPE_TYPE_CIPHERTEXT,
+                             common_pb2.ENVELOPE_TYPE_PREKEY_CIPHERTEXT):
+            plaintext = self.account.keys.open(envelope.content)
+        await self._received.put(Received(envelope=envelope, plaintext=plaintext))
+
+    def _queue_ack(self, item_id: str) -> None:
+        self._ack_buffer.append(item_id)
+        self._ack_wakeup.set()
+
+    async def _flush_acks(self) -> None:
+        while True:
+            await self._ack_wakeup.wait()
+            await asyncio.sleep(ACK_COALESCE_SECONDS)
+            self._ack_wakeup.clear()
+            while self._ack_buffer:
+                batch, self._ack_buffer = self._ack_buffer[:ACK_BATCH], self._ack_buffer[ACK_BATCH:]
+                await self._write(gw.ConnectRequest(ack=gateway_pb2.Ack(ids=batch)))
+
+    async def receive(self, timeout: float = 10.0) -> Received:
+        """The next inbox item, in order."""
+        return await asyncio.wait_for(self._received.get(), timeout)
+
+    async def receive_message(self, timeout: float = 10.0) -> Received:
+        """The next message (skipping receipts, notices and gaps)."""
+        while True:
+            item = await self.receive(timeout)
+            if item.plaintext is not None:
+                return item
+
+    def pending_items(self) -> int:
+        """Items received but not yet taken by the application."""
+        return self._received.qsize()
+
+    # -- sending ----------------------------------------------------------------------
+
+    async def send(self, outgoing: router_pb2.OutgoingMessage, *, timeout: float = 30.0) -> router_pb2.SendResult:
+        """Sends over the stream; resolves once the server says the message is durable."""
+        cmid = outgoing.client_message_id
+        entry = self._pending.get(cmid)
+        if entry is None:
+            future: asyncio.Future[router_pb2.SendResult] = asyncio.get_running_loop().create_future()
+            self._pending[cmid] = (outgoing, future)
+            await self._write(gw.ConnectRequest(send=outgoing))
+        else:
+            future = entry[1]
+        return await asyncio.wait_for(asyncio.shield(future), timeout)
+
+    def _settle(self, cmid: str, *, result: router_pb2.SendResult | None = None,
+                error: ChatError | None = None) -> None:
+        entry = self._pending.pop(cmid, None)
+        if entry is None or entry[1].done():
+            return
+        if error is not None:
+            entry[1].set_exception(error)
+        else:
+            entry[1].set_result(result)  # type: ignore[arg-type]
+
+    async def send_text(
+        self, to_user_id: str, text: str, *, client_message_id: str | None = None
+    ) -> router_pb2.SendResult:
+        """Encrypts `text` for every device of `to_user_id` and of this account, and sends it."""
+        cmid = client_message_id or uuid.uuid4().hex
+        for _attempt in range(3):
+            outgoing = router_pb2.OutgoingMessage(
+                client_message_id=cmid,
+                destination=common_pb2.ConversationRef(user_id=to_user_id),
+                ciphertexts=await self._encrypt_for(to_user_id, text.encode()),
+            )
+            try:
+                return await self.send(outgoing)
+            except ChatError as error:
+                failure = error.detail(errordetails_pb2.DeviceListMismatchFailure)
+                if error.reason != "DEVICE_LIST_MISMATCH" or failure is None:
+                    raise
+                for mismatch in failure.mismatches:
+                    self._devices.pop(mismatch.user_id, None)
+        raise ChatError(grpc.StatusCode.ABORTED, "device list kept changing", "DEVICE_LIST_UNSTABLE", [])
+
+    async def _encrypt_for(self, to_user_id: str, plaintext: bytes) -> list[router_pb2.DeviceCiphertext]:
+        ciphertexts = []
+        for user_id in dict.fromkeys([to_user_id, self.account.user_id]):
+            for device_id, key in (await self._device_keys(user_id)).items():
+                if user_id == self.account.user_id and device_id == self.account.device_id:
+                    continue
+                ciphertexts.append(router_pb2.DeviceCiphertext(
+                    device=common_pb2.DeviceAddress(user_id=user_id, device_id=device_id),
+                    registration_id=key.registration_id,
+                    type=common_pb2.ENVELOPE_TYPE_CIPHERTEXT,
+                    content=seal(key.prekey, plaintext),
+                ))
+        return ciphertexts
+
+    async def _device_keys(self, user_id: str) -> dict[int, _DeviceKey]:
+        if user_id not in self._devices:
+            response = await self._unary(
+                keys_grpc.KeysServiceStub(self._channel).GetPreKeyBundles,
+                keys_pb.GetPreKeyBundlesRequest(user_id=user_id),
+            )
+            self._devices[user_id] = {
+                b.device_id: _DeviceKey(b.registration_id, b.signed_prekey.public_key)
+                for b in response.bundles
+            }
+        return self._devices[user_id]
+
+    # -- unary helpers ----------------------------------------------------------------
+
+    async def _unary(self, method: object, request: object) -> object:
+        for attempt in range(2):
+            try:
+                return await method(request, metadata=self.account.metadata(), timeout=RPC_TIMEOUT)  # type: ignore[operator]
+            except grpc.aio.AioRpcError as exc:
+                error = ChatError.from_rpc(exc)
+                if error.reason == "TOKEN_EXPIRED" and attempt == 0:
+                    await self.account.refresh(self._channel)
+                    continue
+                raise error from None
+        raise AssertionError("unreachable")
+
+    async def send_receipts(self, receipt_type: int, messages: Sequence[tuple[str, str]]) -> None:
+        """Sends READ or PLAYED receipts for (sender user id, server message id) pairs."""
+        await self._unary(
+            router_grpc.RouterServiceStub(self._channel).SendReceipts,
+            router_pb.SendReceiptsRequest(
+                request_id=uuid.uuid4().hex, type=receipt_type,  # type: ignore[arg-type]
+                messages=[router_pb2.ReceivedMessage(sender_user_id=u, server_message_id=m)
+                          for u, m in messages],
+            ),
+        )
+
+    async def list_inbox(self, *, page_size: int = 0, page_token: str = "") -> router_pb.ListInboxItemsResponse:
+        """One page of the inbox, without the stream."""
+        response = await self._unary(
+            router_grpc.RouterServiceStub(self._channel).ListInboxItems,
+            router_pb.ListInboxItemsRequest(page_size=page_size, page_token=page_token),
+        )
+        assert isinstance(response, router_pb.ListInboxItemsResponse)
+        return response
+
+
+def _retry_hint(error: ChatError) -> float | None:
+    overloaded = error.detail(errordetails_pb2.Overloaded)
+    if overloaded is not None:
+        return float(overloaded.retry_after.ToNanoseconds() / 1e9)
+    return None

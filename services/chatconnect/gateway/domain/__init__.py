@@ -1,0 +1,1 @@
+"""Connection logic: admission control and in-order, windowed inbox delivery."""

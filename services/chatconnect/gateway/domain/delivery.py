@@ -1,0 +1,124 @@
+"""In-order, windowed delivery of one device inbox over one connection.
+
+One loop owns the connection's delivery state, so envelopes leave strictly in sequence
+order: first the stored backlog, page by page, then `Drained`, then live envelopes. At most
+`window` items are unacknowledged; an acknowledgement frees room. A live envelope that
+arrives in order and fits the window is sent straight from the bus event; anything else
+(a jump in sequence, a dropped event, a full window) makes the loop re-read the store,
+which is the truth.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+from chatconnect.bus.ports import BusEvent, DeviceRevoked, InboxChanged, Resync, Subscription
+from chatconnect.model import DeviceAddress, Envelope, InboxGap, InboxItem
+from chatconnect.router.domain.inbox import InboxService
+
+
+@dataclass(frozen=True)
+class Drained:
+    """The stored backlog has been delivered up to `through_sequence`."""
+
+    through_sequence: int
+
+
+@dataclass(frozen=True)
+class _Acked:
+    ids: tuple[str, ...]
+
+
+Outbound = Envelope | InboxGap | Drained
+Emit = Callable[[Outbound], Awaitable[None]]
+
+
+class DeviceRevokedWhileConnected(Exception):
+    """The device was unlinked while connected."""
+
+
+class DeliveryLoop:
+    """Delivers one device's inbox; run it as a task for the life of the connection."""
+
+    def __init__(
+        self,
+        device: DeviceAddress,
+        *,
+        inbox: InboxService,
+        window: int,
+        page_size: int,
+        emit: Emit,
+    ) -> None:
+        self.device = device
+        self._inbox = inbox
+        self._window = window
+        self._page_size = page_size
+        self._emit = emit
+        self._signals: asyncio.Queue[BusEvent | _Acked] = asyncio.Queue()
+        self._in_flight: set[str] = set()
+        self.delivered_through = 0
+
+    def acknowledged(self, ids: Sequence[str]) -> None:
+        """The client acknowledged these ids (already removed from the store)."""
+        self._signals.put_nowait(_Acked(tuple(ids)))
+
+    def _room(self) -> int:
+        return self._window - len(self._in_flight)
+
+    async def run(self, events: Subscription) -> None:
+        """Delivers until cancelled; raises DeviceRevokedWhileConnected on revocation."""
+        pump = asyncio.create_task(self._pump(events))
+        try:
+            await self._deliver()
+        finally:
+            pump.cancel()
+
+    async def _pump(self, events: Subscription) -> None:
+        async for event in events:
+            self._signals.put_nowait(event)
+
+    async def _deliver(self) -> None:
+        must_read = True
+        drained_sent = False
+        while True:
+            if must_read and self._room() > 0:
+                limit = min(self._page_size, self._room())
+                page = await self._inbox.page(
+                    self.device, after_sequence=self.delivered_through, limit=limit
+                )
+                for item in page.items:
+                    await self._send(item)
+                must_read = page.more
+                if not must_read and not drained_sent:
+                    await self._emit(Drained(self.delivered_through))
+                    drained_sent = True
+                continue
+            signal = await self._signals.get()
+            if isinstance(signal, _Acked):
+                self._in_flight.difference_update(signal.ids)
+            elif isinstance(signal, DeviceRevoked):
+                raise DeviceRevokedWhileConnected(str(self.device))
+            elif isinstance(signal, Resync):
+                must_read = True
+            elif isinstance(signal, InboxChanged):
+                if signal.sequence <= self.delivered_through:
+                    continue
+                in_order = signal.sequence == self.delivered_through + 1
+                if (
+                    drained_sent and not must_read and in_order
+                    and signal.envelope is not None and self._room() > 0
+                ):
+                    await self._send(signal.envelope)
+                else:
+                    must_read = True
+
+    async def _send(self, item: InboxItem) -> None:
+        if isinstance(item, InboxGap):
+            self._in_flight.add(item.gap_id)
+            self.delivered_through = max(self.delivered_through, item.last_sequence)
+        else:
+            self._in_flight.add(item.server_message_id)
+            self.delivered_through = max(self.delivered_through, item.sequence)
+        await self._emit(item)

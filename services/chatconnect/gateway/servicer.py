@@ -1,0 +1,376 @@
+"""GatewayService.Connect over gRPC: one bidirectional stream per connected device.
+
+Three tasks serve a connection: the delivery loop (inbox → client), the send worker
+(client sends, one at a time so one device's messages keep their order) and the frame
+reader. All of them put frames on one bounded queue that the handler yields from.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import suppress
+from typing import Any
+
+import grpc
+from google.protobuf import duration_pb2
+from google.protobuf.message import Message
+from google.rpc import error_details_pb2
+
+from chatconnect.bus.ports import Bus
+from chatconnect.devices.ports import DeviceStore
+from chatconnect.errordetails.v1 import errordetails_pb2
+from chatconnect.gateway.config import GatewayConfig
+from chatconnect.gateway.domain.admission import Admission
+from chatconnect.gateway.domain.delivery import (
+    DeliveryLoop,
+    DeviceRevokedWhileConnected,
+    Drained,
+    Outbound,
+)
+from chatconnect.gateway.domain.errors import FrameEmpty, HelloMissing, Shed
+from chatconnect.gateway.v1 import gateway_pb2
+from chatconnect.gateway.v1 import gateway_service_pb2 as pb
+from chatconnect.gateway.v1 import gateway_service_pb2_grpc as pb_grpc
+from chatconnect.model import DeviceAddress, InboxGap, ReceiptType
+from chatconnect.router import wire as router_wire
+from chatconnect.router.domain.inbox import InboxService
+from chatconnect.router.domain.sending import SendService
+from chatconnect.runtime import telemetry, wire
+from chatconnect.runtime.auth import Authenticator
+from chatconnect.runtime.edge import (
+    ErrorTable,
+    WireError,
+    bearer_token,
+    internal_error_frame,
+    stream,
+)
+from chatconnect.runtime.errors import ChatConnectError
+from chatconnect.runtime.logging import get_logger
+
+log = get_logger("gateway")
+Code = grpc.StatusCode
+Context = grpc.aio.ServicerContext[Any, Any]
+
+
+def _duration(seconds: float) -> duration_pb2.Duration:
+    value = duration_pb2.Duration()
+    value.FromNanoseconds(int(seconds * 1e9))
+    return value
+
+
+def _shed_details(exc: Shed) -> list[Message]:
+    delay = _duration(exc.retry_after_seconds)
+    return [errordetails_pb2.Overloaded(retry_after=delay),
+            error_details_pb2.RetryInfo(retry_delay=delay)]
+
+
+ERRORS = ErrorTable(
+    "gateway.chatconnect",
+    {
+        HelloMissing: WireError(Code.INVALID_ARGUMENT, "HELLO_MISSING"),
+        FrameEmpty: WireError(Code.INVALID_ARGUMENT, "FRAME_EMPTY"),
+        Shed: WireError(Code.UNAVAILABLE, "OVERLOADED", _shed_details),  # type: ignore[arg-type]
+    },
+)
+
+_END = object()
+
+
+class _Connection:
+    """The state of one open stream."""
+
+    def __init__(self, device: DeviceAddress, session_id: str, capacity: int) -> None:
+        self.device = device
+        self.session_id = session_id
+        self.out: asyncio.Queue[object] = asyncio.Queue(capacity)
+        self.last_frame_at = time.monotonic()
+
+    async def send(self, frame: pb.ConnectResponse) -> None:
+        await self.out.put(frame)
+
+    def close_with(self, frame: pb.ConnectResponse | None) -> None:
+        """Ends the stream after `frame`, even if the client stopped reading."""
+        while True:
+            try:
+                if frame is not None:
+                    self.out.put_nowait(frame)
+                    frame = None
+                self.out.put_nowait(_END)
+                return
+            except asyncio.QueueFull:
+                self.out.get_nowait()
+
+
+class GatewayServicer(pb_grpc.GatewayServiceServicer):
+    """Holds device connections for this process."""
+
+    def __init__(
+        self,
+        *,
+        sending: SendService,
+        inbox: InboxService,
+        devices: DeviceStore,
+        bus: Bus,
+        authenticator: Authenticator,
+        config: GatewayConfig,
+    ) -> None:
+        self._sending = sending
+        self._inbox = inbox
+        self._devices = devices
+        self._bus = bus
+        self._auth = authenticator
+        self._config = config
+        self._admission = Admission(
+            max_connections=config.max_connections,
+            connects_per_second=config.connects_per_second,
+            shed_retry_seconds=config.shed_retry_seconds,
+        )
+        self._connections: dict[DeviceAddress, _Connection] = {}
+
+    @property
+    def open_connections(self) -> int:
+        """How many streams are open."""
+        return self._admission.open_connections
+
+    def drain(self, retry_after_seconds: float) -> None:
+        """Refuses new streams and asks every open one to reconnect elsewhere."""
+        self._admission.draining = True
+        frame = pb.ConnectResponse(
+            go_away=gateway_pb2.GoAway(reason="DRAINING", retry_after=_duration(retry_after_seconds))
+        )
+        for connection in list(self._connections.values()):
+            connection.close_with(frame)
+
+    @stream(ERRORS, "GatewayService/Connect")
+    async def Connect(
+        self, request_iterator: AsyncIterator[pb.ConnectRequest], context: Context
+    ) -> AsyncIterator[pb.ConnectResponse]:
+        self._admission.admit()
+        telemetry.connection_opened()
+        try:
+            async for frame in self._serve(request_iterator, context):
+                yield frame
+        finally:
+            self._admission.release()
+            telemetry.connection_closed()
+
+    async def _serve(
+        self, requests: AsyncIterator[pb.ConnectRequest], context: Context
+    ) -> AsyncIterator[pb.ConnectResponse]:
+        hello = await self._read_hello(requests)
+        token = bearer_token(context) or hello.access_token
+        claims = await self._auth.authenticate(token)
+        device = claims.device
+        window = min(
+            hello.delivery_window or self._config.delivery_window,
+            self._config.max_delivery_window,
+        )
+        connection = _Connection(device, uuid.uuid4().hex, capacity=window + 64)
+        previous = self._connections.get(device)
+        if previous is not None:
+            previous.close_with(
+                pb.ConnectResponse(go_away=gateway_pb2.GoAway(reason="REPLACED"))
+            )
+        self._connections[device] = connection
+        await self._devices.touch(device, time.time())
+        subscription = await self._bus.subscribe(device)
+
+        async def emit(item: Outbound) -> None:
+            await connection.send(_outbound_frame(item))
+
+        loop = DeliveryLoop(
+            device, inbox=self._inbox, window=window,
+            page_size=self._inbox.page_size(0), emit=emit,
+        )
+        yield pb.ConnectResponse(
+            welcome=gateway_pb2.Welcome(
+                device=wire.address_to_wire(device),
+                session_id=connection.session_id,
+                server_time=wire.timestamp(time.time()),
+                delivery_window=window,
+                ping_interval=_duration(self._config.ping_interval_seconds),
+            )
+        )
+        sends: asyncio.Queue[Any] = asyncio.Queue(self._config.max_pending_frames)
+        tasks = [
+            asyncio.create_task(self._run_delivery(loop, subscription, connection)),
+            asyncio.create_task(self._run_sends(device, sends, connection)),
+            asyncio.create_task(self._read_frames(requests, device, loop, sends, connection)),
+            asyncio.create_task(self._watch_idle(connection)),
+        ]
+        log.info("device connected", device=str(device), session=connection.session_id)
+        try:
+            while True:
+                frame = await connection.out.get()
+                if frame is _END:
+                    break
+                yield frame  # type: ignore[misc]
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with suppress(asyncio.CancelledError, Exception):
+                    await task
+            await subscription.close()
+            if self._connections.get(device) is connection:
+                del self._connections[device]
+            log.info("device disconnected", device=str(device), session=connection.session_id)
+
+    async def _read_hello(self, requests: AsyncIterator[pb.ConnectRequest]) -> gateway_pb2.Hello:
+        try:
+            first = await asyncio.wait_for(
+                anext(requests), self._config.hello_timeout_seconds
+            )
+        except (StopAsyncIteration, TimeoutError):
+            raise HelloMissing("send Hello as the first frame") from None
+        if first.WhichOneof("frame") != "hello":
+            raise HelloMissing("the first frame must be Hello")
+        return first.hello
+
+    async def _run_delivery(
+        self, loop: DeliveryLoop, subscription: Any, connection: _Connection
+    ) -> None:
+        try:
+            await loop.run(subscription)
+        except DeviceRevokedWhileConnected:
+            connection.close_with(
+                pb.ConnectResponse(go_away=gateway_pb2.GoAway(reason="DEVICE_REVOKED"))
+            )
+        except ChatConnectError as exc:
+            log.warning("delivery stopped", device=str(connection.device), error=exc.message)
+            connection.close_with(
+                pb.ConnectResponse(
+                    go_away=gateway_pb2.GoAway(
+                        reason="STORE_UNAVAILABLE",
+                        retry_after=_duration(self._config.shed_retry_seconds),
+                    )
+                )
+            )
+
+    async def _run_sends(
+        self, device: DeviceAddress, sends: asyncio.Queue[Any], connection: _Connection
+    ) -> None:
+        while True:
+            message = await sends.get()
+            try:
+                result = await self._sending.send(device, router_wire.outgoing_from_wire(message))
+                frame = pb.ConnectResponse(sent=router_wire.send_result_to_wire(result))
+            except ChatConnectError as exc:
+                frame = pb.ConnectResponse(
+                    send_failed=gateway_pb2.SendFailure(
+                        client_message_id=message.client_message_id,
+                        error=router_wire.ERRORS.to_error_frame(exc),
+                    )
+                )
+            except Exception:
+                log.exception("send failed", device=str(device))
+                frame = pb.ConnectResponse(
+                    send_failed=gateway_pb2.SendFailure(
+                        client_message_id=message.client_message_id,
+                        error=internal_error_frame(router_wire.ERRORS.domain),
+                    )
+                )
+            await connection.send(frame)
+            sends.task_done()
+
+    async def _read_frames(
+        self,
+        requests: AsyncIterator[pb.ConnectRequest],
+        device: DeviceAddress,
+        loop: DeliveryLoop,
+        sends: asyncio.Queue[Any],
+        connection: _Connection,
+    ) -> None:
+        try:
+            async for request in requests:
+                connection.last_frame_at = time.monotonic()
+                kind = request.WhichOneof("frame")
+                if kind == "send":
+                    await sends.put(request.send)
+                elif kind == "ack":
+                    await self._acknowledge(device, list(request.ack.ids), loop, connection)
+                elif kind == "receipts":
+                    await self._receipts(device, request.receipts, connection)
+                elif kind == "ping":
+                    await connection.send(
+                        pb.ConnectResponse(
+                            pong=gateway_pb2.Pong(
+                                nonce=request.ping.nonce, server_time=wire.timestamp(time.time())
+                            )
+                        )
+                    )
+                elif kind == "hello":
+                    await connection.send(_request_failed("", ERRORS, HelloMissing(
+                        "Hello may be sent only once")))
+                else:
+                    await connection.send(_request_failed("", ERRORS, FrameEmpty(
+                        "the frame has no field set")))
+        except (asyncio.CancelledError, grpc.aio.AioRpcError):
+            raise
+        except Exception:
+            log.exception("reading frames failed", device=str(device))
+        # The client closed its side: finish what is queued, then end the stream.
+        await sends.join()
+        connection.close_with(None)
+
+    async def _acknowledge(
+        self, device: DeviceAddress, ids: list[str], loop: DeliveryLoop, connection: _Connection
+    ) -> None:
+        try:
+            await self._inbox.acknowledge(device, ids)
+        except ChatConnectError as exc:
+            await connection.send(_request_failed("", router_wire.ERRORS, exc))
+            return
+        loop.acknowledged(ids)
+
+    async def _receipts(
+        self, device: DeviceAddress, request: gateway_pb2.SendReceipts, connection: _Connection
+    ) -> None:
+        try:
+            await self._inbox.send_receipts(
+                device,
+                receipt_type=wire.enum_from_wire(ReceiptType, request.type, "type"),
+                messages=[(m.sender_user_id, m.server_message_id) for m in request.messages],
+            )
+        except ChatConnectError as exc:
+            await connection.send(_request_failed(request.request_id, router_wire.ERRORS, exc))
+            return
+        await connection.send(
+            pb.ConnectResponse(
+                receipts_accepted=gateway_pb2.ReceiptsAccepted(request_id=request.request_id)
+            )
+        )
+
+    async def _watch_idle(self, connection: _Connection) -> None:
+        limit = 2 * self._config.ping_interval_seconds
+        while True:
+            await asyncio.sleep(min(limit / 4, 5.0))
+            if time.monotonic() - connection.last_frame_at > limit:
+                log.info("closing idle connection", device=str(connection.device))
+                connection.close_with(
+                    pb.ConnectResponse(go_away=gateway_pb2.GoAway(reason="IDLE"))
+                )
+                return
+
+
+def _request_failed(
+    request_id: str, table: ErrorTable, exc: ChatConnectError
+) -> pb.ConnectResponse:
+    return pb.ConnectResponse(
+        request_failed=gateway_pb2.RequestFailure(
+            request_id=request_id, error=table.to_error_frame(exc)
+        )
+    )
+
+
+def _outbound_frame(item: Outbound) -> pb.ConnectResponse:
+    if isinstance(item, Drained):
+        return pb.ConnectResponse(
+            drained=gateway_pb2.InboxDrained(through_sequence=item.through_sequence)
+        )
+    if isinstance(item, InboxGap):
+        return pb.ConnectResponse(gap=wire.gap_to_wire(item))
+    return pb.ConnectResponse(envelope=wire.envelope_to_wire(item))

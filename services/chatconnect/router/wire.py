@@ -1,0 +1,90 @@
+"""Router messages between Protobuf and the domain, and the router's error table.
+
+The gateway uses the same conversions and table for the send frames of its stream.
+"""
+
+from __future__ import annotations
+
+import grpc
+from google.protobuf.message import Message
+
+from chatconnect.errordetails.v1 import errordetails_pb2
+from chatconnect.model import EnvelopeType
+from chatconnect.router.domain import errors
+from chatconnect.router.domain.models import DeviceCiphertext, OutgoingMessage, SendResult
+from chatconnect.router.v1 import router_pb2
+from chatconnect.runtime import wire
+from chatconnect.runtime.edge import ErrorTable, WireError, limit_details
+
+Code = grpc.StatusCode
+
+
+def _mismatch_details(exc: errors.DeviceListMismatchError) -> list[Message]:
+    return [
+        errordetails_pb2.DeviceListMismatchFailure(
+            mismatches=[
+                errordetails_pb2.DeviceListMismatch(
+                    user_id=m.user_id,
+                    missing_device_ids=list(m.missing),
+                    extra_device_ids=list(m.extra),
+                    stale_device_ids=list(m.stale),
+                    current_devices=[wire.device_summary_to_wire(d) for d in m.current],
+                )
+                for m in exc.mismatches
+            ]
+        )
+    ]
+
+
+ERRORS = ErrorTable(
+    "router.chatconnect",
+    {
+        errors.ClientMessageIdInvalid: WireError(Code.INVALID_ARGUMENT, "CLIENT_MESSAGE_ID_INVALID"),
+        errors.DestinationMissing: WireError(Code.INVALID_ARGUMENT, "DESTINATION_MISSING"),
+        errors.CiphertextsMissing: WireError(Code.INVALID_ARGUMENT, "CIPHERTEXTS_MISSING"),
+        errors.DeviceAddressedTwice: WireError(Code.INVALID_ARGUMENT, "DEVICE_ADDRESSED_TWICE"),
+        errors.EnvelopeTypeInvalid: WireError(Code.INVALID_ARGUMENT, "ENVELOPE_TYPE_MISSING"),
+        errors.ContentMissing: WireError(Code.INVALID_ARGUMENT, "CONTENT_MISSING"),
+        errors.NotAParticipant: WireError(Code.INVALID_ARGUMENT, "NOT_A_PARTICIPANT"),
+        errors.EnvelopeTooLarge: WireError(Code.RESOURCE_EXHAUSTED, "ENVELOPE_TOO_LARGE",
+                                           limit_details),
+        errors.TooManyDevices: WireError(Code.RESOURCE_EXHAUSTED, "TOO_MANY_DEVICES",
+                                         limit_details),
+        errors.GroupSendUnavailable: WireError(Code.UNIMPLEMENTED, "GROUP_SEND_UNAVAILABLE"),
+        errors.TooManyIds: WireError(Code.INVALID_ARGUMENT, "TOO_MANY_IDS", limit_details),
+        errors.ReceiptTypeInvalid: WireError(Code.INVALID_ARGUMENT, "RECEIPT_TYPE_INVALID"),
+        errors.PageTokenInvalid: WireError(Code.INVALID_ARGUMENT, "PAGE_TOKEN_INVALID"),
+        errors.DeviceListMismatchError: WireError(
+            Code.FAILED_PRECONDITION, "DEVICE_LIST_MISMATCH", _mismatch_details  # type: ignore[arg-type]
+        ),
+    },
+)
+
+
+def outgoing_from_wire(message: router_pb2.OutgoingMessage) -> OutgoingMessage:
+    """A send from the wire; unknown enum values are rejected."""
+    return OutgoingMessage(
+        client_message_id=message.client_message_id,
+        destination=wire.conversation_from_wire(message.destination),
+        ciphertexts=tuple(
+            DeviceCiphertext(
+                device=wire.address_from_wire(c.device),
+                registration_id=c.registration_id,
+                type=wire.enum_from_wire(EnvelopeType, c.type, f"ciphertexts[{i}].type"),
+                content=c.content,
+            )
+            for i, c in enumerate(message.ciphertexts)
+        ),
+        urgent=message.urgent,
+        shard_epoch=message.shard_epoch,
+    )
+
+
+def send_result_to_wire(result: SendResult) -> router_pb2.SendResult:
+    """A send result to the wire."""
+    return router_pb2.SendResult(
+        client_message_id=result.client_message_id,
+        server_message_id=result.server_message_id,
+        server_time=wire.timestamp(result.server_time),
+        duplicate=result.duplicate,
+    )

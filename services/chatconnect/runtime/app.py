@@ -1,0 +1,197 @@
+"""Builds the services of one process from settings: adapters, domain, servicers.
+
+This is the only place that knows which adapter serves which port; domain code receives
+ports and never chooses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+
+from chatconnect.bus.inprocess import InProcessBus, InProcessRateLimiter
+from chatconnect.devices.domain.linking import DeviceService
+from chatconnect.devices.embedded import SqliteDeviceStore
+from chatconnect.devices.servicer import DevicesServicer
+from chatconnect.devices.v1 import devices_service_pb2, devices_service_pb2_grpc
+from chatconnect.gateway.servicer import GatewayServicer
+from chatconnect.gateway.v1 import gateway_service_pb2, gateway_service_pb2_grpc
+from chatconnect.keys.domain.directory import KeyDirectory
+from chatconnect.keys.embedded import SqliteKeyStore
+from chatconnect.keys.servicer import KeysServicer
+from chatconnect.keys.v1 import keys_service_pb2, keys_service_pb2_grpc
+from chatconnect.model import system_clock
+from chatconnect.router.domain.inbox import InboxService
+from chatconnect.router.domain.notices import NoticeService
+from chatconnect.router.domain.sending import Deliverer, SendService
+from chatconnect.router.embedded import SqliteMessageStore
+from chatconnect.router.servicer import RouterServicer
+from chatconnect.router.v1 import router_service_pb2, router_service_pb2_grpc
+from chatconnect.runtime.auth import Authenticator, TokenIssuer, load_or_create_signing_key
+from chatconnect.runtime.logging import get_logger
+from chatconnect.runtime.settings import Settings
+from chatconnect.storage.embedded_schema import MIGRATIONS
+from chatconnect.storage.sqlite import Database
+from chatconnect.users.domain.registration import RegistrationService
+from chatconnect.users.domain.sessions import SessionIssuer
+from chatconnect.users.embedded import LogVerificationProvider, SqliteAccountStore
+from chatconnect.users.servicer import UsersServicer
+from chatconnect.users.v1 import users_service_pb2, users_service_pb2_grpc
+
+log = get_logger("app")
+
+SERVED = ("gateway", "router", "users", "devices", "keys")
+"""Services this release implements."""
+
+PLANNED = ("groups", "presence", "media", "calls", "status", "notifications", "backup")
+"""Services whose contracts exist but that this release does not serve yet."""
+
+
+@dataclass
+class Registration:
+    """One servicer and how to add it to a gRPC server."""
+
+    name: str
+    full_name: str
+    add: Callable[[grpc.aio.Server], None]
+
+
+@dataclass
+class App:
+    """The wired services of one process."""
+
+    registrations: list[Registration]
+    background: list[Callable[[], Any]] = field(default_factory=list)
+    gateway: GatewayServicer | None = None
+
+
+def _full_name(module: Any, service: str) -> str:
+    return str(module.DESCRIPTOR.services_by_name[service].full_name)
+
+
+@contextlib.asynccontextmanager
+async def build(settings: Settings, services: tuple[str, ...]) -> AsyncIterator[App]:
+    """Opens the stores and wires `services`; closes everything on exit."""
+    unknown = [s for s in services if s not in SERVED]
+    if unknown:
+        planned = [s for s in unknown if s in PLANNED]
+        if planned:
+            raise SystemExit(
+                f"service {planned[0]!r} has a contract but is not served by this release yet; "
+                f"served: {', '.join(SERVED)}"
+            )
+        raise SystemExit(f"unknown service {unknown[0]!r}; choose from {', '.join(SERVED)}")
+    clock = system_clock
+    db = await Database.open(
+        settings.server.data_dir / "chatconnect.db",
+        migrations=MIGRATIONS,
+        synchronous=settings.server.sqlite_synchronous,
+        timeout=settings.server.store_timeout_seconds,
+    )
+    try:
+        bus = InProcessBus()
+        limiter = InProcessRateLimiter()
+        key = load_or_create_signing_key(settings.signing_key_path())
+        devices_store = SqliteDeviceStore(db)
+        accounts = SqliteAccountStore(db)
+        messages = SqliteMessageStore(db)
+        authenticator = Authenticator(key, issuer=settings.auth.issuer, sessions=devices_store)
+        sessions = SessionIssuer(
+            store=accounts,
+            tokens=TokenIssuer(key, issuer=settings.auth.issuer,
+                               ttl_seconds=settings.auth.access_token_ttl_seconds),
+            refresh_ttl_seconds=settings.auth.refresh_token_ttl_seconds,
+            clock=clock,
+        )
+        deliverer = Deliverer(store=messages, bus=bus)
+        sending = SendService(
+            store=messages, directory=devices_store, deliverer=deliverer, limiter=limiter,
+            config=settings.router, clock=clock,
+        )
+        inbox = InboxService(
+            store=messages, directory=devices_store, deliverer=deliverer,
+            config=settings.router, clock=clock,
+        )
+        notices = NoticeService(
+            directory=devices_store, deliverer=deliverer, config=settings.router, clock=clock
+        )
+        app = App(registrations=[])
+        prekey_limit = settings.keys.max_prekeys_per_upload
+        if "users" in services:
+            users = UsersServicer(
+                registration=RegistrationService(
+                    store=accounts, provider=LogVerificationProvider(), sessions=sessions,
+                    limiter=limiter, bus=bus, config=settings.users, prekey_limit=prekey_limit,
+                    clock=clock,
+                ),
+                sessions=sessions,
+            )
+            app.registrations.append(Registration(
+                "users", _full_name(users_service_pb2, "UsersService"),
+                lambda s: users_service_pb2_grpc.add_UsersServiceServicer_to_server(users, s),
+            ))
+        if "devices" in services:
+            devices = DevicesServicer(
+                devices=DeviceService(
+                    store=devices_store, sessions=sessions, notices=notices, bus=bus,
+                    limiter=limiter, config=settings.devices, prekey_limit=prekey_limit,
+                    clock=clock,
+                ),
+                authenticator=authenticator,
+            )
+            app.registrations.append(Registration(
+                "devices", _full_name(devices_service_pb2, "DevicesService"),
+                lambda s: devices_service_pb2_grpc.add_DevicesServiceServicer_to_server(
+                    devices, s),
+            ))
+        if "keys" in services:
+            keys = KeysServicer(
+                keys=KeyDirectory(store=SqliteKeyStore(db), directory=devices_store,
+                                  limiter=limiter, config=settings.keys),
+                authenticator=authenticator,
+            )
+            app.registrations.append(Registration(
+                "keys", _full_name(keys_service_pb2, "KeysService"),
+                lambda s: keys_service_pb2_grpc.add_KeysServiceServicer_to_server(keys, s),
+            ))
+        if "router" in services:
+            router = RouterServicer(sending=sending, inbox=inbox, authenticator=authenticator)
+            app.registrations.append(Registration(
+                "router", _full_name(router_service_pb2, "RouterService"),
+                lambda s: router_service_pb2_grpc.add_RouterServiceServicer_to_server(router, s),
+            ))
+        if "gateway" in services:
+            gateway = GatewayServicer(
+                sending=sending, inbox=inbox, devices=devices_store, bus=bus,
+                authenticator=authenticator, config=settings.gateway,
+            )
+            app.gateway = gateway
+            app.registrations.append(Registration(
+                "gateway", _full_name(gateway_service_pb2, "GatewayService"),
+                lambda s: gateway_service_pb2_grpc.add_GatewayServiceServicer_to_server(
+                    gateway, s),
+            ))
+        if "router" in services or "gateway" in services:
+            app.background.append(
+                lambda: _sweep_forever(messages, settings.router.expiry_sweep_seconds)
+            )
+        yield app
+    finally:
+        await db.close()
+
+
+async def _sweep_forever(store: SqliteMessageStore, interval: float) -> None:
+    """Turns expired envelopes into gaps in the background."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            expired = await store.sweep(system_clock(), limit=10_000)
+            if expired:
+                log.info("expired envelopes turned into gaps", count=expired)
+        except Exception:
+            log.exception("expiry sweep failed")
