@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import grpc
+from nacl.exceptions import CryptoError
 
 from chatconnect.client.account import RPC_TIMEOUT, Account
 from chatconnect.client.errors import ChatError
@@ -46,6 +47,7 @@ class Received:
     envelope: common_pb2.Envelope | None = None
     plaintext: bytes | None = None
     gap: common_pb2.InboxGap | None = None
+    undecryptable: bool = False
 
     @property
     def text(self) -> str:
@@ -230,10 +232,16 @@ class ChatClient:
             return  # redelivered after a lost acknowledgement: already handed over
         self.last_sequence = envelope.sequence
         plaintext = None
+        undecryptable = False
         if envelope.type in (common_pb2.ENVELOPE_TYPE_CIPHERTEXT,
                              common_pb2.ENVELOPE_TYPE_PREKEY_CIPHERTEXT):
-            plaintext = self.account.keys.open(envelope.content)
-        await self._received.put(Received(envelope=envelope, plaintext=plaintext))
+            try:
+                plaintext = self.account.keys.open(envelope.content)
+            except CryptoError:
+                undecryptable = True  # handed over all the same: the app decides
+        await self._received.put(
+            Received(envelope=envelope, plaintext=plaintext, undecryptable=undecryptable)
+        )
 
     def _queue_ack(self, item_id: str) -> None:
         self._ack_buffer.append(item_id)

@@ -239,8 +239,10 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
             connection.close_with(
                 pb.ConnectResponse(go_away=gateway_pb2.GoAway(reason="DEVICE_REVOKED"))
             )
-        except ChatConnectError as exc:
-            log.warning("delivery stopped", device=str(connection.device), error=exc.message)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("delivery stopped", device=str(connection.device), error=str(exc))
             connection.close_with(
                 pb.ConnectResponse(
                     go_away=gateway_pb2.GoAway(

@@ -1,0 +1,104 @@
+"""Shared fixtures: a real ChatConnect server on loopback and real SDK clients.
+
+`server` starts the whole system in this test's event loop, listening on a free loopback
+port with its own data directory; tests talk to it only through gRPC. Settings can be
+changed per test with `@pytest.mark.settings(section={"key": value})`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import random
+from collections.abc import AsyncIterator, Callable, Awaitable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+
+from chatconnect.cli import DEV_TEST_CODE
+from chatconnect.client import Account, ChatClient, link_device, register_account
+from chatconnect.runtime import logging as runtime_logging
+from chatconnect.runtime.server import serve
+from chatconnect.runtime.settings import Settings, load_settings
+
+_numbers = itertools.count(random.randint(0, 10_000))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "settings(**sections): settings overrides for `server`")
+    runtime_logging.configure("warning", "console")
+
+
+def test_number() -> str:
+    """A fresh fictional phone number (+1 NXX 555-01XX) for registration."""
+    n = next(_numbers)
+    return f"+1{200 + (n // 100) % 800}55501{n % 100:02d}"
+
+
+@dataclass
+class Server:
+    """A running server: its address and settings."""
+
+    target: str
+    settings: Settings
+
+    async def register(self) -> Account:
+        """Registers a new account with a primary device."""
+        return await register_account(self.target, test_number(), code=DEV_TEST_CODE)
+
+    async def link(self, approver: Account) -> Account:
+        """Links a new device to `approver`'s account."""
+        return await link_device(self.target, approver)
+
+    def client(self, account: Account, **options: Any) -> ChatClient:
+        """A client for `account` (not yet connected)."""
+        return ChatClient(self.target, account, **options)
+
+    def channel(self) -> grpc.aio.Channel:
+        """A raw channel to the server."""
+        return grpc.aio.insecure_channel(self.target)
+
+
+@pytest.fixture
+async def server(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Server]:
+    """The whole system, embedded, on a free loopback port."""
+    overrides: dict[str, dict[str, Any]] = {
+        "server": {"listen": "127.0.0.1:0", "data_dir": str(tmp_path / "data"),
+                   "drain_seconds": 0.5, "sqlite_synchronous": "NORMAL"},
+        "users": {"test_numbers_code": DEV_TEST_CODE},
+        "logging": {"level": "warning"},
+    }
+    marker = request.node.get_closest_marker("settings")
+    if marker is not None:
+        for section, values in marker.kwargs.items():
+            overrides.setdefault(section, {}).update(values)
+    settings = load_settings(None, env={}, overrides=overrides)
+    ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    stop = asyncio.Event()
+    task = asyncio.create_task(serve(settings, ("gateway", "router", "users", "devices", "keys"),
+                                     on_ready=ready.set_result, stop=stop))
+    done, _ = await asyncio.wait({ready, task}, return_when=asyncio.FIRST_COMPLETED)
+    if task in done:
+        task.result()
+    yield Server(ready.result(), settings)
+    stop.set()
+    await asyncio.wait_for(task, 10)
+
+
+@pytest.fixture
+async def clients(server: Server) -> AsyncIterator[Callable[[Account], Awaitable[ChatClient]]]:
+    """Connects clients and closes them after the test."""
+    opened: list[ChatClient] = []
+
+    async def connect(account: Account, **options: Any) -> ChatClient:
+        client = server.client(account, **options)
+        await client.connect()
+        opened.append(client)
+        return client
+
+    yield connect
+    for client in opened:
+        await client.close()
