@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import random
-from collections.abc import AsyncIterator, Callable, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,8 +66,12 @@ class Server:
 async def server(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Server]:
     """The whole system, embedded, on a free loopback port."""
     overrides: dict[str, dict[str, Any]] = {
-        "server": {"listen": "127.0.0.1:0", "data_dir": str(tmp_path / "data"),
-                   "drain_seconds": 0.5, "sqlite_synchronous": "NORMAL"},
+        "server": {
+            "listen": "127.0.0.1:0",
+            "data_dir": str(tmp_path / "data"),
+            "drain_seconds": 0.5,
+            "sqlite_synchronous": "NORMAL",
+        },
         "users": {"test_numbers_code": DEV_TEST_CODE},
         "logging": {"level": "warning"},
     }
@@ -78,8 +82,14 @@ async def server(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
     settings = load_settings(None, env={}, overrides=overrides)
     ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()
     stop = asyncio.Event()
-    task = asyncio.create_task(serve(settings, ("gateway", "router", "users", "devices", "keys"),
-                                     on_ready=ready.set_result, stop=stop))
+    task = asyncio.create_task(
+        serve(
+            settings,
+            ("gateway", "router", "users", "devices", "keys"),
+            on_ready=ready.set_result,
+            stop=stop,
+        )
+    )
     done, _ = await asyncio.wait({ready, task}, return_when=asyncio.FIRST_COMPLETED)
     if task in done:
         task.result()

@@ -94,7 +94,9 @@ async def test_reconnect_resumes_from_cursor_without_loss_or_duplicates(
     assert b.connections == 2
 
 
-async def test_unacknowledged_envelopes_are_redelivered_to_a_new_connection(server: Server, clients) -> None:
+async def test_unacknowledged_envelopes_are_redelivered_to_a_new_connection(
+    server: Server, clients
+) -> None:
     alice, bob = await server.register(), await server.register()
     a = await clients(alice)
     sent = await a.send_text(bob.user_id, "keep me until acked")
@@ -126,8 +128,10 @@ async def _raw_items(server: Server, channel, account, *, count: int, ack: bool)
             break
     assert len(items) == count
     if ack and items:
-        ids = [f.envelope.server_message_id if f.WhichOneof("frame") == "envelope" else f.gap.gap_id
-               for f in items]
+        ids = [
+            f.envelope.server_message_id if f.WhichOneof("frame") == "envelope" else f.gap.gap_id
+            for f in items
+        ]
         await call.write(gw.ConnectRequest(ack=gateway_pb2.Ack(ids=ids)))
         await asyncio.sleep(0.2)
     await call.done_writing()
@@ -142,7 +146,8 @@ def _outgoing(to_user: str, devices, cmid: str, text: bytes = b"x") -> router_pb
         ciphertexts=[
             router_pb2.DeviceCiphertext(
                 device=common_pb2.DeviceAddress(user_id=user, device_id=device),
-                registration_id=registration_id, type=common_pb2.ENVELOPE_TYPE_CIPHERTEXT,
+                registration_id=registration_id,
+                type=common_pb2.ENVELOPE_TYPE_CIPHERTEXT,
                 content=text,
             )
             for user, device, registration_id in devices
@@ -156,10 +161,14 @@ async def test_concurrent_retries_of_one_send_store_it_once(server: Server, clie
     message = _outgoing(bob.user_id, [(bob.user_id, 1, bob.keys.registration_id)], "retry-me")
     async with server.channel() as channel:
         stub = router_grpc.RouterServiceStub(channel)
-        results = await asyncio.gather(*[
-            stub.SendMessage(router_pb.SendMessageRequest(message=message), metadata=alice.metadata())
-            for _ in range(20)
-        ])
+        results = await asyncio.gather(
+            *[
+                stub.SendMessage(
+                    router_pb.SendMessageRequest(message=message), metadata=alice.metadata()
+                )
+                for _ in range(20)
+            ]
+        )
     ids = {r.result.server_message_id for r in results}
     assert len(ids) == 1
     assert sum(not r.result.duplicate for r in results) == 1

@@ -36,24 +36,30 @@ def _parser() -> argparse.ArgumentParser:
         command.add_argument("--data-dir", type=Path, help="data directory (server.data_dir)")
 
     up = commands.add_parser(
-        "up", help="run every service in one process with embedded storage",
+        "up",
+        help="run every service in one process with embedded storage",
         description="Runs every service in one process with embedded storage (SQLite in the "
         "data directory). Development defaults: fictional numbers +1 NXX 555-01XX register "
         f"with code {DEV_TEST_CODE}.",
     )
     server_options(up)
     serve = commands.add_parser(
-        "serve", help="run some services (distributed deployments)",
+        "serve",
+        help="run some services (distributed deployments)",
         description=f"Runs the named services. Served: {', '.join(SERVED)}.",
     )
     serve.add_argument("services", nargs="+", metavar="SERVICE")
     server_options(serve)
     demo = commands.add_parser(
-        "demo", help="drive a real conversation against a running system and check it",
+        "demo",
+        help="drive a real conversation against a running system and check it",
     )
     demo.add_argument("--target", default=DEFAULT_TARGET, help="address of the gateway")
-    demo.add_argument("--code", default=DEV_TEST_CODE,
-                      help="verification code the target accepts for test numbers")
+    demo.add_argument(
+        "--code",
+        default=DEV_TEST_CODE,
+        help="verification code the target accepts for test numbers",
+    )
     commands.add_parser("config", help="print every setting with its default")
     return parser
 
@@ -93,8 +99,11 @@ def _serve(args: argparse.Namespace, services: tuple[str, ...], *, development: 
         print(f"  services:            {', '.join(services)}", flush=True)
         print(f"  data directory:      {settings.server.data_dir.resolve()}", flush=True)
         if development:
-            print(f"  test numbers:        +1 NXX 555-01XX register with code "
-                  f"{settings.users.test_numbers_code} (development only)", flush=True)
+            print(
+                f"  test numbers:        +1 NXX 555-01XX register with code "
+                f"{settings.users.test_numbers_code} (development only)",
+                flush=True,
+            )
         print(f"Try it:  chatconnect demo --target {address}", flush=True)
         print("Stop with Ctrl-C (open connections are drained first).", flush=True)
 
@@ -111,12 +120,17 @@ def main(argv: list[str] | None = None) -> int:
         services = tuple(dict.fromkeys(args.services))
         for name in services:
             if name in PLANNED:
-                print(f"chatconnect: service {name!r} has a contract but is not served by this "
-                      f"release yet; served: {', '.join(SERVED)}", file=sys.stderr)
+                print(
+                    f"chatconnect: service {name!r} has a contract but is not served by this "
+                    f"release yet; served: {', '.join(SERVED)}",
+                    file=sys.stderr,
+                )
                 return 2
             if name not in SERVED:
-                print(f"chatconnect: unknown service {name!r}; choose from "
-                      f"{', '.join(SERVED)}", file=sys.stderr)
+                print(
+                    f"chatconnect: unknown service {name!r}; choose from {', '.join(SERVED)}",
+                    file=sys.stderr,
+                )
                 return 2
         return _serve(args, services, development=False)
     if args.command == "demo":

@@ -8,7 +8,6 @@ read receipts reach Alice. Every step is checked; the exit code is 0 only if all
 
 from __future__ import annotations
 
-import asyncio
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -36,8 +35,8 @@ class _Checks:
             print(f"  FAIL {name}: {exc or type(exc).__name__}", flush=True)
             return
         self.passed += 1
-        print(f"  ok   {name} ({(time.perf_counter() - start) * 1000:.0f} ms){': ' + detail if detail else ''}",
-              flush=True)
+        took = (time.perf_counter() - start) * 1000
+        print(f"  ok   {name} ({took:.0f} ms){': ' + detail if detail else ''}", flush=True)
 
 
 async def _receipts(client: ChatClient, kind: int, count: int) -> set[str]:
@@ -46,8 +45,11 @@ async def _receipts(client: ChatClient, kind: int, count: int) -> set[str]:
     while len(seen) < count and time.monotonic() < deadline:
         item = await client.receive(timeout=max(deadline - time.monotonic(), 0.1))
         envelope = item.envelope
-        if envelope is not None and envelope.type == common_pb2.ENVELOPE_TYPE_RECEIPT \
-                and envelope.receipt.type == kind:
+        if (
+            envelope is not None
+            and envelope.type == common_pb2.ENVELOPE_TYPE_RECEIPT
+            and envelope.receipt.type == kind
+        ):
             seen.update(envelope.receipt.server_message_ids)
     return seen
 
@@ -63,10 +65,13 @@ async def run_demo(target: str, *, code: str) -> int:
         bob_account = await register_account(target, _test_number(), code=code)
     except ChatError as exc:
         print(f"  FAIL registration: {exc}", flush=True)
-        print("Is the system running (make up) and does it accept test numbers with "
-              f"code {code}? Use --code to pass another.", flush=True)
+        print(
+            "Is the system running (make up) and does it accept test numbers with "
+            f"code {code}? Use --code to pass another.",
+            flush=True,
+        )
         return 1
-    except Exception as exc:  # noqa: BLE001 - the demo reports, whatever went wrong
+    except Exception as exc:
         print(f"  FAIL cannot reach {target}: {exc}. Start the system with `make up`.")
         return 1
     print(f"  registered alice={alice_account.user_id} bob={bob_account.user_id}", flush=True)
@@ -75,12 +80,14 @@ async def run_demo(target: str, *, code: str) -> int:
     bob_desktop: ChatClient | None = None
     texts = ["hi Bob", "are you there?", "lunch at 1?"]
     try:
+
         async def link() -> str:
             nonlocal bob_desktop
             t0 = time.perf_counter()
             desktop_account = await link_device(target, bob_account)
             bob_desktop = ChatClient(target, desktop_account)
-            return f"desktop is device {desktop_account.device_id}, linked in {(time.perf_counter() - t0) * 1000:.0f} ms"
+            took = (time.perf_counter() - t0) * 1000
+            return f"desktop is device {desktop_account.device_id}, linked in {took:.0f} ms"
 
         async def send_and_receive() -> str:
             await alice.connect()
@@ -102,9 +109,14 @@ async def run_demo(target: str, *, code: str) -> int:
         async def duplicate() -> str:
             ids = state["ids"]
             assert isinstance(ids, list)
-            first = await alice.send_text(bob_account.user_id, "only once", client_message_id="demo-dup")
-            again = await alice.send_text(bob_account.user_id, "only once", client_message_id="demo-dup")
-            assert again.duplicate and again.server_message_id == first.server_message_id
+            first = await alice.send_text(
+                bob_account.user_id, "only once", client_message_id="demo-dup"
+            )
+            again = await alice.send_text(
+                bob_account.user_id, "only once", client_message_id="demo-dup"
+            )
+            assert again.duplicate
+            assert again.server_message_id == first.server_message_id
             assert (await bob_phone.receive_message()).text == "only once"
             try:
                 extra = await bob_phone.receive_message(timeout=0.5)
@@ -125,8 +137,9 @@ async def run_demo(target: str, *, code: str) -> int:
             assert isinstance(ids, list)
             delivered = await _receipts(alice, common_pb2.RECEIPT_TYPE_DELIVERED, len(ids))
             assert set(ids) <= delivered, "missing delivery receipts"
-            await bob_phone.send_receipts(common_pb2.RECEIPT_TYPE_READ,
-                                          [(alice_account.user_id, i) for i in ids])
+            await bob_phone.send_receipts(
+                common_pb2.RECEIPT_TYPE_READ, [(alice_account.user_id, i) for i in ids]
+            )
             read = await _receipts(alice, common_pb2.RECEIPT_TYPE_READ, len(ids))
             assert set(ids) <= read, "missing read receipts"
             return "delivered and read receipts reached Alice"
@@ -157,8 +170,11 @@ async def run_demo(target: str, *, code: str) -> int:
     total = checks.passed + len(checks.failed)
     elapsed = time.perf_counter() - started
     if checks.failed:
-        print(f"demo: FAILED {len(checks.failed)} of {total} checks ({', '.join(checks.failed)}) "
-              f"in {elapsed:.1f}s", flush=True)
+        print(
+            f"demo: FAILED {len(checks.failed)} of {total} checks ({', '.join(checks.failed)}) "
+            f"in {elapsed:.1f}s",
+            flush=True,
+        )
         return 1
     print(f"demo: all {total} checks passed in {elapsed:.1f}s", flush=True)
     return 0

@@ -40,7 +40,7 @@ class _QueueSubscription(Subscription):
             # re-read the durable inbox once it catches up.
             self._overflowed = True
 
-    async def __aiter__(self) -> AsyncIterator[BusEvent]:  # type: ignore[override]
+    async def __aiter__(self) -> AsyncIterator[BusEvent]:
         while True:
             if self._overflowed and self._queue.empty():
                 self._overflowed = False

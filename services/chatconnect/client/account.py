@@ -54,7 +54,11 @@ class Account:
 
 
 async def register_account(
-    target: str, phone_number: str, *, code: str, kind: int = 1,
+    target: str,
+    phone_number: str,
+    *,
+    code: str,
+    kind: int = 1,
     channel: grpc.aio.Channel | None = None,
 ) -> Account:
     """Verifies `phone_number` with `code` and registers it with a new primary device."""
@@ -86,8 +90,9 @@ async def register_account(
         if own:
             await channel.close()
     session = done.session
-    return Account(done.user_id, session.device.device_id, session.access_token,
-                   session.refresh_token, keys)
+    return Account(
+        done.user_id, session.device.device_id, session.access_token, session.refresh_token, keys
+    )
 
 
 async def link_device(
@@ -101,7 +106,8 @@ async def link_device(
         ephemeral = PrivateKey.generate()
         begun = await stub.BeginLink(
             devices_pb.BeginLinkRequest(
-                request_id=uuid.uuid4().hex, ephemeral_public_key=bytes(ephemeral.public_key),
+                request_id=uuid.uuid4().hex,
+                ephemeral_public_key=bytes(ephemeral.public_key),
                 kind=kind,  # type: ignore[arg-type]
             ),
             timeout=RPC_TIMEOUT,
@@ -110,7 +116,8 @@ async def link_device(
         # new device's ephemeral key.
         await stub.ApproveLink(
             devices_pb.ApproveLinkRequest(
-                request_id=uuid.uuid4().hex, link_code=begun.link_code,
+                request_id=uuid.uuid4().hex,
+                link_code=begun.link_code,
                 encrypted_provisioning_message=seal_to_ephemeral(
                     bytes(ephemeral.public_key), bytes(approver.keys.identity)
                 ),
@@ -128,7 +135,8 @@ async def link_device(
         new_keys = DeviceKeyMaterial.generate(identity)
         completed = await stub.CompleteLink(
             devices_pb.CompleteLinkRequest(
-                request_id=uuid.uuid4().hex, link_secret=begun.link_secret,
+                request_id=uuid.uuid4().hex,
+                link_secret=begun.link_secret,
                 registration_id=new_keys.registration_id,
                 keys=new_keys.public_keys(include_identity=False),
             ),
@@ -140,5 +148,10 @@ async def link_device(
         if own:
             await channel.close()
     session = completed.session
-    return Account(session.device.user_id, session.device.device_id, session.access_token,
-                   session.refresh_token, new_keys)
+    return Account(
+        session.device.user_id,
+        session.device.device_id,
+        session.access_token,
+        session.refresh_token,
+        new_keys,
+    )

@@ -15,8 +15,9 @@ from chatconnect.common.v1 import common_pb2
 class ChatError(Exception):
     """A request failed; `code`, `reason` and `details` say why."""
 
-    def __init__(self, code: grpc.StatusCode, message: str, reason: str,
-                 details: list[Any]) -> None:
+    def __init__(
+        self, code: grpc.StatusCode, message: str, reason: str, details: list[Any]
+    ) -> None:
         super().__init__(f"{code.name} {reason}: {message}")
         self.code = code
         self.message = message
@@ -46,8 +47,9 @@ class ChatError(Exception):
     @classmethod
     def from_frame(cls, error: common_pb2.Error) -> ChatError:
         """From a stream frame's Error."""
-        code = next((c for c in grpc.StatusCode if c.value[0] == error.code),
-                    grpc.StatusCode.UNKNOWN)
+        code = next(
+            (c for c in grpc.StatusCode if c.value[0] == error.code), grpc.StatusCode.UNKNOWN
+        )
         return cls(code, error.message, error.reason, [_unpack(d) for d in error.details])
 
 

@@ -29,9 +29,13 @@ class DeviceKeyMaterial:
     one_time_prekeys: dict[int, PrivateKey] = field(default_factory=dict)
 
     @classmethod
-    def generate(cls, identity: SigningKey | None = None, *, one_time: int = 20) -> DeviceKeyMaterial:
+    def generate(
+        cls, identity: SigningKey | None = None, *, one_time: int = 20
+    ) -> DeviceKeyMaterial:
         """Fresh prekeys, under a new or an existing (linked device) identity."""
-        material = cls(identity=identity or SigningKey.generate(), signed_prekey=PrivateKey.generate())
+        material = cls(
+            identity=identity or SigningKey.generate(), signed_prekey=PrivateKey.generate()
+        )
         material.one_time_prekeys = {i + 1: PrivateKey.generate() for i in range(one_time)}
         return material
 

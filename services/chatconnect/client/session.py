@@ -73,8 +73,11 @@ class ChatClient:
         self._reconnect = reconnect
         self._channel = grpc.aio.insecure_channel(target)
         self._received: asyncio.Queue[Received] = asyncio.Queue()
-        self._pending: OrderedDict[str, tuple[router_pb2.OutgoingMessage, asyncio.Future[router_pb2.SendResult]]] = OrderedDict()
+        self._pending: OrderedDict[
+            str, tuple[router_pb2.OutgoingMessage, asyncio.Future[router_pb2.SendResult]]
+        ] = OrderedDict()
         self._devices: dict[str, dict[int, _DeviceKey]] = {}
+        self._fetch_locks: dict[str, asyncio.Lock] = {}
         self._ack_buffer: list[str] = []
         self._ack_wakeup = asyncio.Event()
         self._write_lock = asyncio.Lock()
@@ -128,8 +131,11 @@ class ChatClient:
 
     async def _wait(self, event: asyncio.Event, timeout: float) -> None:
         waiter = asyncio.create_task(event.wait())
-        done, _ = await asyncio.wait({waiter, *(t for t in (self._runner,) if t)},
-                                     timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait(
+            {waiter, *(t for t in (self._runner,) if t)},
+            timeout=timeout,
+            return_when=asyncio.FIRST_COMPLETED,
+        )
         if waiter not in done:
             waiter.cancel()
             if self.fatal is not None:
@@ -159,7 +165,7 @@ class ChatClient:
                 if self._closing or (task is not None and task.cancelling()):
                     raise
                 # Only the call was cancelled (drop_connection): reconnect.
-            except Exception as exc:  # noqa: BLE001 - keep reconnecting, but say why
+            except Exception as exc:
                 self.last_error = exc
             finally:
                 self._connected.clear()
@@ -172,12 +178,17 @@ class ChatClient:
     async def _session(self) -> None:
         call = gw_grpc.GatewayServiceStub(self._channel).Connect(metadata=self.account.metadata())
         self._call = call
-        await call.write(gw.ConnectRequest(hello=gateway_pb2.Hello(
-            kind=common_pb2.DEVICE_KIND_PHONE, delivery_window=self._window,
-            user_agent="chatconnect-py/0.1.0",
-        )))
+        await call.write(
+            gw.ConnectRequest(
+                hello=gateway_pb2.Hello(
+                    kind=common_pb2.DEVICE_KIND_PHONE,
+                    delivery_window=self._window,
+                    user_agent="chatconnect-py/0.1.0",
+                )
+            )
+        )
         welcome = await call.read()
-        if welcome is grpc.aio.EOF or welcome.WhichOneof("frame") != "welcome":
+        if not isinstance(welcome, gw.ConnectResponse) or not welcome.HasField("welcome"):
             return
         self.connections += 1
         self._drained.clear()
@@ -186,8 +197,8 @@ class ChatClient:
             await self._write(gw.ConnectRequest(send=outgoing))
         while True:
             frame = await call.read()
-            if frame is grpc.aio.EOF:
-                return
+            if not isinstance(frame, gw.ConnectResponse):
+                return  # end of stream
             kind = frame.WhichOneof("frame")
             if kind == "envelope":
                 await self._on_envelope(frame.envelope)
@@ -206,18 +217,22 @@ class ChatClient:
             elif kind == "go_away":
                 self.go_away_reasons.append(frame.go_away.reason)
                 if frame.go_away.reason == "DEVICE_REVOKED":
-                    self._fail_all(ChatError(grpc.StatusCode.UNAUTHENTICATED, "device unlinked",
-                                             "DEVICE_REVOKED", []))
+                    self._fail_all(
+                        ChatError(
+                            grpc.StatusCode.UNAUTHENTICATED, "device unlinked", "DEVICE_REVOKED", []
+                        )
+                    )
                 return
 
     async def _write(self, request: gw.ConnectRequest) -> None:
         async with self._write_lock:
             if self._call is None:
                 return
-            try:
+            # If the stream is gone, the run loop reconnects and resends.
+            with contextlib.suppress(
+                grpc.aio.AioRpcError, asyncio.InvalidStateError, grpc.aio.UsageError
+            ):
                 await self._call.write(request)
-            except (grpc.aio.AioRpcError, asyncio.InvalidStateError, grpc.aio.UsageError):
-                pass  # the stream is gone; the run loop reconnects and resends
 
     def _fail_all(self, error: ChatError) -> None:
         self.fatal = error
@@ -233,8 +248,10 @@ class ChatClient:
         self.last_sequence = envelope.sequence
         plaintext = None
         undecryptable = False
-        if envelope.type in (common_pb2.ENVELOPE_TYPE_CIPHERTEXT,
-                             common_pb2.ENVELOPE_TYPE_PREKEY_CIPHERTEXT):
+        if envelope.type in (
+            common_pb2.ENVELOPE_TYPE_CIPHERTEXT,
+            common_pb2.ENVELOPE_TYPE_PREKEY_CIPHERTEXT,
+        ):
             try:
                 plaintext = self.account.keys.open(envelope.content)
             except CryptoError:
@@ -273,20 +290,29 @@ class ChatClient:
 
     # -- sending ----------------------------------------------------------------------
 
-    async def send(self, outgoing: router_pb2.OutgoingMessage, *, timeout: float = 30.0) -> router_pb2.SendResult:
+    async def send(
+        self, outgoing: router_pb2.OutgoingMessage, *, timeout: float = 30.0
+    ) -> router_pb2.SendResult:
         """Sends over the stream; resolves once the server says the message is durable."""
         cmid = outgoing.client_message_id
         entry = self._pending.get(cmid)
         if entry is None:
-            future: asyncio.Future[router_pb2.SendResult] = asyncio.get_running_loop().create_future()
+            future: asyncio.Future[router_pb2.SendResult] = (
+                asyncio.get_running_loop().create_future()
+            )
             self._pending[cmid] = (outgoing, future)
             await self._write(gw.ConnectRequest(send=outgoing))
         else:
             future = entry[1]
         return await asyncio.wait_for(asyncio.shield(future), timeout)
 
-    def _settle(self, cmid: str, *, result: router_pb2.SendResult | None = None,
-                error: ChatError | None = None) -> None:
+    def _settle(
+        self,
+        cmid: str,
+        *,
+        result: router_pb2.SendResult | None = None,
+        error: ChatError | None = None,
+    ) -> None:
         entry = self._pending.pop(cmid, None)
         if entry is None or entry[1].done():
             return
@@ -314,33 +340,42 @@ class ChatClient:
                     raise
                 for mismatch in failure.mismatches:
                     self._devices.pop(mismatch.user_id, None)
-        raise ChatError(grpc.StatusCode.ABORTED, "device list kept changing", "DEVICE_LIST_UNSTABLE", [])
+        raise ChatError(
+            grpc.StatusCode.ABORTED, "device list kept changing", "DEVICE_LIST_UNSTABLE", []
+        )
 
-    async def _encrypt_for(self, to_user_id: str, plaintext: bytes) -> list[router_pb2.DeviceCiphertext]:
+    async def _encrypt_for(
+        self, to_user_id: str, plaintext: bytes
+    ) -> list[router_pb2.DeviceCiphertext]:
         ciphertexts = []
         for user_id in dict.fromkeys([to_user_id, self.account.user_id]):
             for device_id, key in (await self._device_keys(user_id)).items():
                 if user_id == self.account.user_id and device_id == self.account.device_id:
                     continue
-                ciphertexts.append(router_pb2.DeviceCiphertext(
-                    device=common_pb2.DeviceAddress(user_id=user_id, device_id=device_id),
-                    registration_id=key.registration_id,
-                    type=common_pb2.ENVELOPE_TYPE_CIPHERTEXT,
-                    content=seal(key.prekey, plaintext),
-                ))
+                ciphertexts.append(
+                    router_pb2.DeviceCiphertext(
+                        device=common_pb2.DeviceAddress(user_id=user_id, device_id=device_id),
+                        registration_id=key.registration_id,
+                        type=common_pb2.ENVELOPE_TYPE_CIPHERTEXT,
+                        content=seal(key.prekey, plaintext),
+                    )
+                )
         return ciphertexts
 
     async def _device_keys(self, user_id: str) -> dict[int, _DeviceKey]:
-        if user_id not in self._devices:
-            response = await self._unary(
-                keys_grpc.KeysServiceStub(self._channel).GetPreKeyBundles,
-                keys_pb.GetPreKeyBundlesRequest(user_id=user_id),
-            )
-            self._devices[user_id] = {
-                b.device_id: _DeviceKey(b.registration_id, b.signed_prekey.public_key)
-                for b in response.bundles
-            }
-        return self._devices[user_id]
+        # Concurrent sends to one user share a single directory fetch.
+        async with self._fetch_locks.setdefault(user_id, asyncio.Lock()):
+            if user_id not in self._devices:
+                response = await self._unary(
+                    keys_grpc.KeysServiceStub(self._channel).GetPreKeyBundles,
+                    keys_pb.GetPreKeyBundlesRequest(user_id=user_id),
+                )
+                assert isinstance(response, keys_pb.GetPreKeyBundlesResponse)
+                self._devices[user_id] = {
+                    b.device_id: _DeviceKey(b.registration_id, b.signed_prekey.public_key)
+                    for b in response.bundles
+                }
+            return self._devices[user_id]
 
     # -- unary helpers ----------------------------------------------------------------
 
@@ -361,13 +396,18 @@ class ChatClient:
         await self._unary(
             router_grpc.RouterServiceStub(self._channel).SendReceipts,
             router_pb.SendReceiptsRequest(
-                request_id=uuid.uuid4().hex, type=receipt_type,  # type: ignore[arg-type]
-                messages=[router_pb2.ReceivedMessage(sender_user_id=u, server_message_id=m)
-                          for u, m in messages],
+                request_id=uuid.uuid4().hex,
+                type=receipt_type,  # type: ignore[arg-type]
+                messages=[
+                    router_pb2.ReceivedMessage(sender_user_id=u, server_message_id=m)
+                    for u, m in messages
+                ],
             ),
         )
 
-    async def list_inbox(self, *, page_size: int = 0, page_token: str = "") -> router_pb.ListInboxItemsResponse:
+    async def list_inbox(
+        self, *, page_size: int = 0, page_token: str = ""
+    ) -> router_pb.ListInboxItemsResponse:
         """One page of the inbox, without the stream."""
         response = await self._unary(
             router_grpc.RouterServiceStub(self._channel).ListInboxItems,

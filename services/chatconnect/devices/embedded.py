@@ -54,7 +54,8 @@ class SqliteDeviceStore(DeviceStore):
 
     async def list_devices(self, user_id: str) -> list[DeviceRecord]:
         rows = await self._db.fetchall(
-            "list_devices", "SELECT * FROM devices WHERE user_id = ? ORDER BY device_id",
+            "list_devices",
+            "SELECT * FROM devices WHERE user_id = ? ORDER BY device_id",
             (user_id,),
         )
         return [_device(r) for r in rows]
@@ -90,8 +91,14 @@ class SqliteDeviceStore(DeviceStore):
             await tx.execute(
                 "INSERT INTO device_links (link_code, secret_hash, request_id, ephemeral_key, "
                 "kind, expires_at) VALUES (?, ?, ?, ?, ?, ?)",
-                (link.link_code, link.secret_hash, link.request_id, link.ephemeral_key,
-                 int(link.kind), link.expires_at),
+                (
+                    link.link_code,
+                    link.secret_hash,
+                    link.request_id,
+                    link.ephemeral_key,
+                    int(link.kind),
+                    link.expires_at,
+                ),
             )
             return link
 
@@ -109,13 +116,16 @@ class SqliteDeviceStore(DeviceStore):
         return _link(row) if row else None
 
     async def approve_link(
-        self, link_code: str, *, user_id: str, request_id: str, provisioning: bytes,
+        self,
+        link_code: str,
+        *,
+        user_id: str,
+        request_id: str,
+        provisioning: bytes,
         max_devices: int,
     ) -> LinkRequest:
         async with self._db.write("approve_link") as tx:
-            row = await tx.fetchone(
-                "SELECT * FROM device_links WHERE link_code = ?", (link_code,)
-            )
+            row = await tx.fetchone("SELECT * FROM device_links WHERE link_code = ?", (link_code,))
             if row is None:
                 raise LinkCodeNotFound("no pending link has this code")
             link = _link(row)
@@ -130,7 +140,9 @@ class SqliteDeviceStore(DeviceStore):
             linked = int(count["n"]) if count else 0
             if linked >= max_devices:
                 raise DeviceLimitReached(
-                    "linked devices", setting="devices.max_linked_devices", limit=max_devices,
+                    "linked devices",
+                    setting="devices.max_linked_devices",
+                    limit=max_devices,
                     actual=linked + 1,
                 )
             account = await tx.fetchone(
@@ -144,9 +156,7 @@ class SqliteDeviceStore(DeviceStore):
                 "provisioning = ?, device_id = ? WHERE link_code = ?",
                 (user_id, request_id, provisioning, account["device_id"], link_code),
             )
-            row = await tx.fetchone(
-                "SELECT * FROM device_links WHERE link_code = ?", (link_code,)
-            )
+            row = await tx.fetchone("SELECT * FROM device_links WHERE link_code = ?", (link_code,))
             assert row is not None
             return _link(row)
 
@@ -154,9 +164,7 @@ class SqliteDeviceStore(DeviceStore):
         self, link_code: str, *, request_id: str, device: NewDevice, now: float
     ) -> DeviceAddress:
         async with self._db.write("complete_link") as tx:
-            row = await tx.fetchone(
-                "SELECT * FROM device_links WHERE link_code = ?", (link_code,)
-            )
+            row = await tx.fetchone("SELECT * FROM device_links WHERE link_code = ?", (link_code,))
             if row is None:
                 raise LinkCodeNotFound("no pending link has this code")
             link = _link(row)

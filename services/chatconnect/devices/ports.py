@@ -31,12 +31,19 @@ class DeviceStore(DeviceDirectory):
         and ephemeral key."""
 
     @abc.abstractmethod
-    async def get_link(self, *, link_code: str = "", secret_hash: bytes = b"") -> LinkRequest | None:
+    async def get_link(
+        self, *, link_code: str = "", secret_hash: bytes = b""
+    ) -> LinkRequest | None:
         """The pending link with this code or secret hash."""
 
     @abc.abstractmethod
     async def approve_link(
-        self, link_code: str, *, user_id: str, request_id: str, provisioning: bytes,
+        self,
+        link_code: str,
+        *,
+        user_id: str,
+        request_id: str,
+        provisioning: bytes,
         max_devices: int,
     ) -> LinkRequest:
         """Marks the link approved by `user_id` and reserves the new device id.

@@ -15,7 +15,7 @@ from chatconnect.keys.domain import errors as key_errors
 from chatconnect.model import DeviceKind
 from chatconnect.runtime import wire
 from chatconnect.runtime.auth import Authenticator
-from chatconnect.runtime.edge import ErrorTable, WireError, unary
+from chatconnect.runtime.edge import ErrorTable, WireError, not_served, unary
 from chatconnect.runtime.guard import authenticate, client_ip
 
 Code = grpc.StatusCode
@@ -38,8 +38,8 @@ ERRORS = ErrorTable(
 
 
 class DevicesServicer(pb_grpc.DevicesServiceServicer):
-    """Listing, linking and unlinking. Read markers and tombstones are not served yet and
-    answer UNIMPLEMENTED."""
+    """Listing, linking and unlinking. Read markers and tombstones are not served yet: they
+    answer UNIMPLEMENTED with reason NOT_SERVED_YET."""
 
     def __init__(self, *, devices: DeviceService, authenticator: Authenticator) -> None:
         self._devices = devices
@@ -77,7 +77,8 @@ class DevicesServicer(pb_grpc.DevicesServiceServicer):
             client_ip=client_ip(context),
         )
         return pb.BeginLinkResponse(
-            link_code=link.link_code, link_secret=secret,
+            link_code=link.link_code,
+            link_secret=secret,
             expire_time=wire.timestamp(link.expires_at),
         )
 
@@ -87,7 +88,9 @@ class DevicesServicer(pb_grpc.DevicesServiceServicer):
     ) -> pb.ApproveLinkResponse:
         caller = await authenticate(self._auth, context)
         device_id = await self._devices.approve_link(
-            caller, request_id=request.request_id, link_code=request.link_code,
+            caller,
+            request_id=request.request_id,
+            link_code=request.link_code,
             provisioning=request.encrypted_provisioning_message,
         )
         return pb.ApproveLinkResponse(device_id=device_id)
@@ -125,3 +128,8 @@ class DevicesServicer(pb_grpc.DevicesServiceServicer):
             caller, request_id=request.request_id, device_id=request.device_id
         )
         return pb.UnlinkDeviceResponse()
+
+    UpdateReadMarkers = not_served(ERRORS, "DevicesService/UpdateReadMarkers")
+    ListReadMarkers = not_served(ERRORS, "DevicesService/ListReadMarkers")
+    DeleteMessages = not_served(ERRORS, "DevicesService/DeleteMessages")
+    ListTombstones = not_served(ERRORS, "DevicesService/ListTombstones")

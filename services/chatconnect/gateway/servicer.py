@@ -63,8 +63,10 @@ def _duration(seconds: float) -> duration_pb2.Duration:
 
 def _shed_details(exc: Shed) -> list[Message]:
     delay = _duration(exc.retry_after_seconds)
-    return [errordetails_pb2.Overloaded(retry_after=delay),
-            error_details_pb2.RetryInfo(retry_delay=delay)]
+    return [
+        errordetails_pb2.Overloaded(retry_after=delay),
+        error_details_pb2.RetryInfo(retry_delay=delay),
+    ]
 
 
 ERRORS = ErrorTable(
@@ -72,7 +74,7 @@ ERRORS = ErrorTable(
     {
         HelloMissing: WireError(Code.INVALID_ARGUMENT, "HELLO_MISSING"),
         FrameEmpty: WireError(Code.INVALID_ARGUMENT, "FRAME_EMPTY"),
-        Shed: WireError(Code.UNAVAILABLE, "OVERLOADED", _shed_details),  # type: ignore[arg-type]
+        Shed: WireError(Code.UNAVAILABLE, "OVERLOADED", _shed_details),
     },
 )
 
@@ -139,7 +141,9 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
         """Refuses new streams and asks every open one to reconnect elsewhere."""
         self._admission.draining = True
         frame = pb.ConnectResponse(
-            go_away=gateway_pb2.GoAway(reason="DRAINING", retry_after=_duration(retry_after_seconds))
+            go_away=gateway_pb2.GoAway(
+                reason="DRAINING", retry_after=_duration(retry_after_seconds)
+            )
         )
         for connection in list(self._connections.values()):
             connection.close_with(frame)
@@ -171,9 +175,7 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
         connection = _Connection(device, uuid.uuid4().hex, capacity=window + 64)
         previous = self._connections.get(device)
         if previous is not None:
-            previous.close_with(
-                pb.ConnectResponse(go_away=gateway_pb2.GoAway(reason="REPLACED"))
-            )
+            previous.close_with(pb.ConnectResponse(go_away=gateway_pb2.GoAway(reason="REPLACED")))
         self._connections[device] = connection
         await self._devices.touch(device, time.time())
         subscription = await self._bus.subscribe(device)
@@ -182,8 +184,11 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
             await connection.send(_outbound_frame(item))
 
         loop = DeliveryLoop(
-            device, inbox=self._inbox, window=window,
-            page_size=self._inbox.page_size(0), emit=emit,
+            device,
+            inbox=self._inbox,
+            window=window,
+            page_size=self._inbox.page_size(0),
+            emit=emit,
         )
         yield pb.ConnectResponse(
             welcome=gateway_pb2.Welcome(
@@ -221,9 +226,7 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
 
     async def _read_hello(self, requests: AsyncIterator[pb.ConnectRequest]) -> gateway_pb2.Hello:
         try:
-            first = await asyncio.wait_for(
-                anext(requests), self._config.hello_timeout_seconds
-            )
+            first = await asyncio.wait_for(anext(requests), self._config.hello_timeout_seconds)
         except (StopAsyncIteration, TimeoutError):
             raise HelloMissing("send Hello as the first frame") from None
         if first.WhichOneof("frame") != "hello":
@@ -305,11 +308,13 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
                         )
                     )
                 elif kind == "hello":
-                    await connection.send(_request_failed("", ERRORS, HelloMissing(
-                        "Hello may be sent only once")))
+                    await connection.send(
+                        _request_failed("", ERRORS, HelloMissing("Hello may be sent only once"))
+                    )
                 else:
-                    await connection.send(_request_failed("", ERRORS, FrameEmpty(
-                        "the frame has no field set")))
+                    await connection.send(
+                        _request_failed("", ERRORS, FrameEmpty("the frame has no field set"))
+                    )
         except (asyncio.CancelledError, grpc.aio.AioRpcError):
             raise
         except Exception:
@@ -352,9 +357,7 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
             await asyncio.sleep(min(limit / 4, 5.0))
             if time.monotonic() - connection.last_frame_at > limit:
                 log.info("closing idle connection", device=str(connection.device))
-                connection.close_with(
-                    pb.ConnectResponse(go_away=gateway_pb2.GoAway(reason="IDLE"))
-                )
+                connection.close_with(pb.ConnectResponse(go_away=gateway_pb2.GoAway(reason="IDLE")))
                 return
 
 

@@ -34,8 +34,10 @@ class SqliteKeyStore(KeyStore):
             room = max(max_stored - (int(row["n"]) if row else 0), 0)
             await tx.executemany(
                 "INSERT OR IGNORE INTO one_time_prekeys VALUES (?, ?, ?, ?)",
-                [(device.user_id, device.device_id, k.key_id, k.public_key)
-                 for k in list(keys)[:room]],
+                [
+                    (device.user_id, device.device_id, k.key_id, k.public_key)
+                    for k in list(keys)[:room]
+                ],
             )
             row = await tx.fetchone(
                 "SELECT COUNT(*) AS n FROM one_time_prekeys WHERE user_id = ? AND device_id = ?",
@@ -73,7 +75,8 @@ class SqliteKeyStore(KeyStore):
                         ),
                         one_time_prekey=(
                             PreKey(one_time["key_id"], bytes(one_time["public_key"]))
-                            if one_time else None
+                            if one_time
+                            else None
                         ),
                     )
                 )

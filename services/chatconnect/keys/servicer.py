@@ -48,7 +48,8 @@ class KeysServicer(pb_grpc.KeysServiceServicer):
             request_id=request.request_id,
             signed_prekey=(
                 SignedPreKey(spk.key_id, spk.public_key, spk.signature)
-                if request.HasField("signed_prekey") else None
+                if request.HasField("signed_prekey")
+                else None
             ),
             prekeys=tuple(PreKey(k.key_id, k.public_key) for k in request.one_time_prekeys),
         )
@@ -76,7 +77,8 @@ class KeysServicer(pb_grpc.KeysServiceServicer):
                             key_id=b.one_time_prekey.key_id,
                             public_key=b.one_time_prekey.public_key,
                         )
-                        if b.one_time_prekey else None
+                        if b.one_time_prekey
+                        else None
                     ),
                 )
                 for b in bundles

@@ -17,9 +17,7 @@ class RouterConfig:
     max_devices_per_send: int = setting(
         64, "devices one 1:1 send may address (recipient's and sender's own)", check=positive
     )
-    max_client_message_id_length: int = setting(
-        64, "longest client message id", check=positive
-    )
+    max_client_message_id_length: int = setting(64, "longest client message id", check=positive)
     retention_seconds: int = setting(
         30 * 24 * 3600,
         "how long an unacknowledged envelope is kept; later it becomes an InboxGap",

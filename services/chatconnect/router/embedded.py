@@ -31,13 +31,31 @@ def _extra(envelope: Envelope) -> str | None:
     """Receipts and notices, as JSON (they are small and read only by clients)."""
     if envelope.receipt is not None:
         r = envelope.receipt
-        return json.dumps({"receipt": [int(r.type), r.by.user_id, r.by.device_id,
-                                       list(r.server_message_ids), r.at]})
+        return json.dumps(
+            {
+                "receipt": [
+                    int(r.type),
+                    r.by.user_id,
+                    r.by.device_id,
+                    list(r.server_message_ids),
+                    r.at,
+                ]
+            }
+        )
     if envelope.notice is not None:
         n = envelope.notice
-        return json.dumps({"notice": [int(n.type), n.subject_user_id,
-                                      [[d.device_id, d.registration_id, int(d.kind),
-                                        d.created_at] for d in n.devices]]})
+        return json.dumps(
+            {
+                "notice": [
+                    int(n.type),
+                    n.subject_user_id,
+                    [
+                        [d.device_id, d.registration_id, int(d.kind), d.created_at]
+                        for d in n.devices
+                    ],
+                ]
+            }
+        )
     return None
 
 
@@ -52,7 +70,8 @@ def _from_extra(text: str | None) -> dict[str, Any]:
     if "notice" in data:
         kind, subject, devices = data["notice"]
         out["notice"] = Notice(
-            NoticeType(kind), subject,
+            NoticeType(kind),
+            subject,
             tuple(DeviceSummary(d[0], d[1], DeviceKind(d[2]), d[3]) for d in devices),
         )
     return out
@@ -61,7 +80,8 @@ def _from_extra(text: str | None) -> dict[str, Any]:
 def _envelope(row: Row) -> Envelope:
     sender = (
         DeviceAddress(row["sender_user_id"], row["sender_device_id"])
-        if row["sender_user_id"] is not None else None
+        if row["sender_user_id"] is not None
+        else None
     )
     return Envelope(
         server_message_id=row["server_message_id"],
@@ -121,8 +141,14 @@ class SqliteMessageStore(MessageStore):
             if send.sender is not None:
                 inserted = await tx.execute(
                     "INSERT INTO sends VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                    (send.sender.user_id, send.sender.device_id, send.client_message_id,
-                     send.server_message_id, send.server_time, send.expire_time),
+                    (
+                        send.sender.user_id,
+                        send.sender.device_id,
+                        send.client_message_id,
+                        send.server_message_id,
+                        send.server_time,
+                        send.expire_time,
+                    ),
                 )
                 if inserted == 0:
                     row = await tx.fetchone(
@@ -131,8 +157,9 @@ class SqliteMessageStore(MessageStore):
                         (send.sender.user_id, send.sender.device_id, send.client_message_id),
                     )
                     assert row is not None
-                    return SendResult(send.client_message_id, row["server_message_id"],
-                                      row["server_time"], True), []
+                    return SendResult(
+                        send.client_message_id, row["server_message_id"], row["server_time"], True
+                    ), []
             committed = [await self._append(tx, d) for d in send.deliveries]
         result = SendResult(send.client_message_id, send.server_message_id, send.server_time)
         return result, committed
@@ -149,12 +176,23 @@ class SqliteMessageStore(MessageStore):
         sender = envelope.sender
         await tx.execute(
             "INSERT INTO inbox VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (recipient.user_id, recipient.device_id, envelope.sequence,
-             envelope.server_message_id, int(envelope.type),
-             sender.user_id if sender else None, sender.device_id if sender else None,
-             envelope.client_message_id, envelope.destination.user_id,
-             envelope.destination.group_id, envelope.content, envelope.server_time,
-             envelope.expire_time, int(envelope.urgent), _extra(envelope)),
+            (
+                recipient.user_id,
+                recipient.device_id,
+                envelope.sequence,
+                envelope.server_message_id,
+                int(envelope.type),
+                sender.user_id if sender else None,
+                sender.device_id if sender else None,
+                envelope.client_message_id,
+                envelope.destination.user_id,
+                envelope.destination.group_id,
+                envelope.content,
+                envelope.server_time,
+                envelope.expire_time,
+                int(envelope.urgent),
+                _extra(envelope),
+            ),
         )
         return Delivery(recipient, envelope)
 
@@ -200,7 +238,8 @@ class SqliteMessageStore(MessageStore):
                 key = (device.user_id, device.device_id, first)
                 await tx.execute(
                     "DELETE FROM inbox_gaps WHERE user_id = ? AND device_id = ? AND "
-                    "first_sequence = ? AND last_sequence <= ?", (*key, last),
+                    "first_sequence = ? AND last_sequence <= ?",
+                    (*key, last),
                 )
                 # A gap that grew after the device saw it keeps its unseen tail.
                 await tx.execute(
@@ -243,7 +282,10 @@ class SqliteMessageStore(MessageStore):
             await tx.executemany(
                 "INSERT INTO inbox_gaps VALUES (?, ?, ?, ?) ON CONFLICT DO UPDATE SET "
                 "last_sequence = MAX(last_sequence, excluded.last_sequence)",
-                [(user, dev, first, last)
-                 for (user, dev), seqs in by_inbox.items() for first, last in _runs(seqs)],
+                [
+                    (user, dev, first, last)
+                    for (user, dev), seqs in by_inbox.items()
+                    for first, last in _runs(seqs)
+                ],
             )
         return len(rows)

@@ -39,23 +39,29 @@ def _mismatch_details(exc: errors.DeviceListMismatchError) -> list[Message]:
 ERRORS = ErrorTable(
     "router.chatconnect",
     {
-        errors.ClientMessageIdInvalid: WireError(Code.INVALID_ARGUMENT, "CLIENT_MESSAGE_ID_INVALID"),
+        errors.ClientMessageIdInvalid: WireError(
+            Code.INVALID_ARGUMENT, "CLIENT_MESSAGE_ID_INVALID"
+        ),
         errors.DestinationMissing: WireError(Code.INVALID_ARGUMENT, "DESTINATION_MISSING"),
         errors.CiphertextsMissing: WireError(Code.INVALID_ARGUMENT, "CIPHERTEXTS_MISSING"),
         errors.DeviceAddressedTwice: WireError(Code.INVALID_ARGUMENT, "DEVICE_ADDRESSED_TWICE"),
         errors.EnvelopeTypeInvalid: WireError(Code.INVALID_ARGUMENT, "ENVELOPE_TYPE_MISSING"),
         errors.ContentMissing: WireError(Code.INVALID_ARGUMENT, "CONTENT_MISSING"),
         errors.NotAParticipant: WireError(Code.INVALID_ARGUMENT, "NOT_A_PARTICIPANT"),
-        errors.EnvelopeTooLarge: WireError(Code.RESOURCE_EXHAUSTED, "ENVELOPE_TOO_LARGE",
-                                           limit_details),
-        errors.TooManyDevices: WireError(Code.RESOURCE_EXHAUSTED, "TOO_MANY_DEVICES",
-                                         limit_details),
+        errors.EnvelopeTooLarge: WireError(
+            Code.RESOURCE_EXHAUSTED, "ENVELOPE_TOO_LARGE", limit_details
+        ),
+        errors.TooManyDevices: WireError(
+            Code.RESOURCE_EXHAUSTED, "TOO_MANY_DEVICES", limit_details
+        ),
         errors.GroupSendUnavailable: WireError(Code.UNIMPLEMENTED, "GROUP_SEND_UNAVAILABLE"),
         errors.TooManyIds: WireError(Code.INVALID_ARGUMENT, "TOO_MANY_IDS", limit_details),
         errors.ReceiptTypeInvalid: WireError(Code.INVALID_ARGUMENT, "RECEIPT_TYPE_INVALID"),
         errors.PageTokenInvalid: WireError(Code.INVALID_ARGUMENT, "PAGE_TOKEN_INVALID"),
         errors.DeviceListMismatchError: WireError(
-            Code.FAILED_PRECONDITION, "DEVICE_LIST_MISMATCH", _mismatch_details  # type: ignore[arg-type]
+            Code.FAILED_PRECONDITION,
+            "DEVICE_LIST_MISMATCH",
+            _mismatch_details,
         ),
     },
 )

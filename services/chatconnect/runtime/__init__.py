@@ -1,1 +1,1 @@
-"""What every service shares: configuration, errors at the gRPC edge, auth, telemetry, the server."""
+"""What every service shares: config, errors at the gRPC edge, auth, telemetry, the server."""

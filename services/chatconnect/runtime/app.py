@@ -103,19 +103,27 @@ async def build(settings: Settings, services: tuple[str, ...]) -> AsyncIterator[
         authenticator = Authenticator(key, issuer=settings.auth.issuer, sessions=devices_store)
         sessions = SessionIssuer(
             store=accounts,
-            tokens=TokenIssuer(key, issuer=settings.auth.issuer,
-                               ttl_seconds=settings.auth.access_token_ttl_seconds),
+            tokens=TokenIssuer(
+                key, issuer=settings.auth.issuer, ttl_seconds=settings.auth.access_token_ttl_seconds
+            ),
             refresh_ttl_seconds=settings.auth.refresh_token_ttl_seconds,
             clock=clock,
         )
         deliverer = Deliverer(store=messages, bus=bus)
         sending = SendService(
-            store=messages, directory=devices_store, deliverer=deliverer, limiter=limiter,
-            config=settings.router, clock=clock,
+            store=messages,
+            directory=devices_store,
+            deliverer=deliverer,
+            limiter=limiter,
+            config=settings.router,
+            clock=clock,
         )
         inbox = InboxService(
-            store=messages, directory=devices_store, deliverer=deliverer,
-            config=settings.router, clock=clock,
+            store=messages,
+            directory=devices_store,
+            deliverer=deliverer,
+            config=settings.router,
+            clock=clock,
         )
         notices = NoticeService(
             directory=devices_store, deliverer=deliverer, config=settings.router, clock=clock
@@ -125,57 +133,94 @@ async def build(settings: Settings, services: tuple[str, ...]) -> AsyncIterator[
         if "users" in services:
             users = UsersServicer(
                 registration=RegistrationService(
-                    store=accounts, provider=LogVerificationProvider(), sessions=sessions,
-                    limiter=limiter, bus=bus, config=settings.users, prekey_limit=prekey_limit,
+                    store=accounts,
+                    provider=LogVerificationProvider(),
+                    sessions=sessions,
+                    limiter=limiter,
+                    bus=bus,
+                    config=settings.users,
+                    prekey_limit=prekey_limit,
                     clock=clock,
                 ),
                 sessions=sessions,
             )
-            app.registrations.append(Registration(
-                "users", _full_name(users_service_pb2, "UsersService"),
-                lambda s: users_service_pb2_grpc.add_UsersServiceServicer_to_server(users, s),
-            ))
+            app.registrations.append(
+                Registration(
+                    "users",
+                    _full_name(users_service_pb2, "UsersService"),
+                    lambda s: users_service_pb2_grpc.add_UsersServiceServicer_to_server(users, s),
+                )
+            )
         if "devices" in services:
             devices = DevicesServicer(
                 devices=DeviceService(
-                    store=devices_store, sessions=sessions, notices=notices, bus=bus,
-                    limiter=limiter, config=settings.devices, prekey_limit=prekey_limit,
+                    store=devices_store,
+                    sessions=sessions,
+                    notices=notices,
+                    bus=bus,
+                    limiter=limiter,
+                    config=settings.devices,
+                    prekey_limit=prekey_limit,
                     clock=clock,
                 ),
                 authenticator=authenticator,
             )
-            app.registrations.append(Registration(
-                "devices", _full_name(devices_service_pb2, "DevicesService"),
-                lambda s: devices_service_pb2_grpc.add_DevicesServiceServicer_to_server(
-                    devices, s),
-            ))
+            app.registrations.append(
+                Registration(
+                    "devices",
+                    _full_name(devices_service_pb2, "DevicesService"),
+                    lambda s: devices_service_pb2_grpc.add_DevicesServiceServicer_to_server(
+                        devices, s
+                    ),
+                )
+            )
         if "keys" in services:
             keys = KeysServicer(
-                keys=KeyDirectory(store=SqliteKeyStore(db), directory=devices_store,
-                                  limiter=limiter, config=settings.keys),
+                keys=KeyDirectory(
+                    store=SqliteKeyStore(db),
+                    directory=devices_store,
+                    limiter=limiter,
+                    config=settings.keys,
+                ),
                 authenticator=authenticator,
             )
-            app.registrations.append(Registration(
-                "keys", _full_name(keys_service_pb2, "KeysService"),
-                lambda s: keys_service_pb2_grpc.add_KeysServiceServicer_to_server(keys, s),
-            ))
+            app.registrations.append(
+                Registration(
+                    "keys",
+                    _full_name(keys_service_pb2, "KeysService"),
+                    lambda s: keys_service_pb2_grpc.add_KeysServiceServicer_to_server(keys, s),
+                )
+            )
         if "router" in services:
             router = RouterServicer(sending=sending, inbox=inbox, authenticator=authenticator)
-            app.registrations.append(Registration(
-                "router", _full_name(router_service_pb2, "RouterService"),
-                lambda s: router_service_pb2_grpc.add_RouterServiceServicer_to_server(router, s),
-            ))
+            app.registrations.append(
+                Registration(
+                    "router",
+                    _full_name(router_service_pb2, "RouterService"),
+                    lambda s: router_service_pb2_grpc.add_RouterServiceServicer_to_server(
+                        router, s
+                    ),
+                )
+            )
         if "gateway" in services:
             gateway = GatewayServicer(
-                sending=sending, inbox=inbox, devices=devices_store, bus=bus,
-                authenticator=authenticator, config=settings.gateway,
+                sending=sending,
+                inbox=inbox,
+                devices=devices_store,
+                bus=bus,
+                authenticator=authenticator,
+                config=settings.gateway,
             )
             app.gateway = gateway
-            app.registrations.append(Registration(
-                "gateway", _full_name(gateway_service_pb2, "GatewayService"),
-                lambda s: gateway_service_pb2_grpc.add_GatewayServiceServicer_to_server(
-                    gateway, s),
-            ))
+            app.registrations.append(
+                Registration(
+                    "gateway",
+                    _full_name(gateway_service_pb2, "GatewayService"),
+                    lambda s: gateway_service_pb2_grpc.add_GatewayServiceServicer_to_server(
+                        gateway, s
+                    ),
+                )
+            )
         if "router" in services or "gateway" in services:
             app.background.append(
                 lambda: _sweep_forever(messages, settings.router.expiry_sweep_seconds)

@@ -48,7 +48,9 @@ def load_or_create_signing_key(path: Path) -> Ed25519PrivateKey:
     if path.exists():
         key = serialization.load_pem_private_key(path.read_bytes(), password=None)
         if not isinstance(key, Ed25519PrivateKey):
-            raise SystemExit(f"{path} is not an Ed25519 private key; remove it or fix auth.signing_key_file")
+            raise SystemExit(
+                f"{path} is not an Ed25519 private key; remove it or fix auth.signing_key_file"
+            )
         return key
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     key = Ed25519PrivateKey.generate()

@@ -53,9 +53,7 @@ def env_name(section: str, key: str) -> str:
     return f"{ENV_PREFIX}{section.upper()}__{key.upper()}"
 
 
-def load_section(
-    cls: type[T], section: str, table: Mapping[str, Any], env: Mapping[str, str]
-) -> T:
+def load_section(cls: type[T], section: str, table: Mapping[str, Any], env: Mapping[str, str]) -> T:
     """Builds the dataclass `cls` for `[section]` from a TOML table and the environment."""
     hints = typing.get_type_hints(cls)
     known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
@@ -140,8 +138,9 @@ def _coerce(raw: Any, hint: Any) -> Any:
     if origin is tuple:
         items = raw if isinstance(raw, list) else [s for s in str(raw).split(",") if s.strip()]
         (item_hint, _ellipsis) = typing.get_args(hint)
-        return tuple(_coerce(item.strip() if isinstance(item, str) else item, item_hint)
-                     for item in items)
+        return tuple(
+            _coerce(item.strip() if isinstance(item, str) else item, item_hint) for item in items
+        )
     raise TypeError(f"unsupported setting type {hint!r}")
 
 

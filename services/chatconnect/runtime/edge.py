@@ -43,9 +43,7 @@ class WireError:
 
 def limit_details(exc: errors.LimitExceeded) -> list[Message]:
     """Details for any LimitExceeded: which setting, the limit, the actual value."""
-    return [
-        errordetails_pb2.LimitExceeded(setting=exc.setting, limit=exc.limit, actual=exc.actual)
-    ]
+    return [errordetails_pb2.LimitExceeded(setting=exc.setting, limit=exc.limit, actual=exc.actual)]
 
 
 def _retry_details(exc: errors.RateLimited) -> list[Message]:
@@ -65,16 +63,21 @@ def _field_details(exc: errors.ChatConnectError) -> list[Message]:
 
 
 COMMON_ERRORS: dict[type[errors.ChatConnectError], WireError] = {
-    errors.FieldMissing: WireError(grpc.StatusCode.INVALID_ARGUMENT, "FIELD_MISSING",
-                                  _field_details),
-    errors.FieldInvalid: WireError(grpc.StatusCode.INVALID_ARGUMENT, "FIELD_INVALID",
-                                  _field_details),
-    errors.LimitExceeded: WireError(grpc.StatusCode.RESOURCE_EXHAUSTED, "LIMIT_EXCEEDED",
-                                   limit_details),  # type: ignore[arg-type]
-    errors.RateLimited: WireError(grpc.StatusCode.RESOURCE_EXHAUSTED, "RATE_LIMITED",
-                                 _retry_details),  # type: ignore[arg-type]
+    errors.FieldMissing: WireError(
+        grpc.StatusCode.INVALID_ARGUMENT, "FIELD_MISSING", _field_details
+    ),
+    errors.FieldInvalid: WireError(
+        grpc.StatusCode.INVALID_ARGUMENT, "FIELD_INVALID", _field_details
+    ),
+    errors.LimitExceeded: WireError(
+        grpc.StatusCode.RESOURCE_EXHAUSTED, "LIMIT_EXCEEDED", limit_details
+    ),
+    errors.RateLimited: WireError(
+        grpc.StatusCode.RESOURCE_EXHAUSTED, "RATE_LIMITED", _retry_details
+    ),
     errors.StoreUnavailable: WireError(grpc.StatusCode.UNAVAILABLE, "STORE_UNAVAILABLE"),
     errors.UserNotFound: WireError(grpc.StatusCode.NOT_FOUND, "USER_NOT_FOUND"),
+    errors.NotServed: WireError(grpc.StatusCode.UNIMPLEMENTED, "NOT_SERVED_YET"),
     errors.DeviceNotFound: WireError(grpc.StatusCode.NOT_FOUND, "DEVICE_NOT_FOUND"),
 }
 
@@ -94,7 +97,7 @@ class ErrorTable:
             return WireError(grpc.StatusCode.UNAUTHENTICATED, exc.reason)
         for cls in type(exc).__mro__:
             if cls in self._entries:
-                return self._entries[cls]  # type: ignore[index]
+                return self._entries[cls]
         return WireError(grpc.StatusCode.INTERNAL, "UNMAPPED_ERROR")
 
     def reason(self, exc: errors.ChatConnectError) -> str:
@@ -136,8 +139,10 @@ class ErrorTable:
 def internal_error_frame(domain: str) -> common_pb2.Error:
     """The frame for an error the server did not expect."""
     return common_pb2.Error(
-        code=code_pb2.INTERNAL, message="internal error; it has been logged",
-        reason="INTERNAL", domain=domain,
+        code=code_pb2.INTERNAL,
+        message="internal error; it has been logged",
+        reason="INTERNAL",
+        domain=domain,
     )
 
 
@@ -191,7 +196,9 @@ def unary(
                     code = "INTERNAL"
                     log.exception("rpc failed", method=method)
                     span.record_exception(exc)
-                    await context.abort(grpc.StatusCode.INTERNAL, "internal error; it has been logged")
+                    await context.abort(
+                        grpc.StatusCode.INTERNAL, "internal error; it has been logged"
+                    )
                     raise AssertionError("unreachable: abort raises") from exc
                 finally:
                     record_rpc(method, code, time.perf_counter() - start)
@@ -234,7 +241,9 @@ def stream(
                         raise
                     code = "INTERNAL"
                     log.exception("stream failed", method=method)
-                    await context.abort(grpc.StatusCode.INTERNAL, "internal error; it has been logged")
+                    await context.abort(
+                        grpc.StatusCode.INTERNAL, "internal error; it has been logged"
+                    )
                 finally:
                     record_rpc(method, code, time.perf_counter() - start)
 
@@ -263,3 +272,13 @@ def bearer_token(context: grpc.aio.ServicerContext[Any, Any]) -> str:
             if scheme.lower() == "bearer":
                 return token.strip()
     return ""
+
+
+def not_served(table: ErrorTable, method: str) -> Any:
+    """A handler for an RPC whose contract exists but which this release does not serve:
+    UNIMPLEMENTED with reason NOT_SERVED_YET, so clients can tell it from a typo."""
+
+    async def handler(self: Any, request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        raise errors.NotServed(f"{method} is not served by this release yet")
+
+    return unary(table, method)(handler)

@@ -70,6 +70,10 @@ class NotAuthenticated(ChatConnectError):
         self.reason = reason
 
 
+class NotServed(ChatConnectError):
+    """The RPC has a contract, but this release does not serve it yet."""
+
+
 class UserNotFound(ChatConnectError):
     """No account has this user id."""
 

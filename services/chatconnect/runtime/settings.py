@@ -31,7 +31,8 @@ class ServerConfig:
     listen: str = setting("127.0.0.1:7600", "host:port the gRPC server listens on")
     data_dir: Path = setting(Path("data"), "directory for the embedded database and secrets")
     store: str = setting(
-        "embedded", "where durable state lives: embedded (SQLite in data_dir)",
+        "embedded",
+        "where durable state lives: embedded (SQLite in data_dir)",
         check=one_of("embedded"),
     )
     drain_seconds: float = setting(
@@ -49,7 +50,8 @@ class ServerConfig:
         5.0, "longest wait for one storage call before the request fails", check=positive
     )
     event_loop: str = setting(
-        "uvloop", "asyncio event loop: uvloop (faster) or asyncio",
+        "uvloop",
+        "asyncio event loop: uvloop (faster) or asyncio",
         check=one_of("uvloop", "asyncio"),
     )
 
@@ -65,8 +67,9 @@ class AuthConfig:
         60 * 24 * 3600, "how long an unused refresh token stays valid", check=positive
     )
     signing_key_file: Path | None = setting(
-        None, "Ed25519 private key (PEM) that signs tokens; default <data_dir>/secrets/"
-        "token-signing-key.pem, created on first start"
+        None,
+        "Ed25519 private key (PEM) that signs tokens; default <data_dir>/secrets/"
+        "token-signing-key.pem, created on first start",
     )
     issuer: str = setting("chatconnect", "the `iss` claim of issued tokens")
 
@@ -76,7 +79,8 @@ class TelemetryConfig:
     """OpenTelemetry traces and metrics."""
 
     exporter: str = setting(
-        "none", "where traces and metrics go: none, console or otlp",
+        "none",
+        "where traces and metrics go: none, console or otlp",
         check=one_of("none", "console", "otlp"),
     )
     otlp_endpoint: str = setting("http://127.0.0.1:4317", "OTLP/gRPC collector endpoint")
@@ -91,7 +95,8 @@ class LoggingConfig:
         "info", "lowest level logged", check=one_of("debug", "info", "warning", "error")
     )
     format: str = setting(
-        "console", "console (for people) or json (for log pipelines)",
+        "console",
+        "console (for people) or json (for log pipelines)",
         check=one_of("console", "json"),
     )
 

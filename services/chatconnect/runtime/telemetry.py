@@ -79,7 +79,8 @@ def storage_call(system: str, operation: str) -> Iterator[None]:
     start = time.perf_counter()
     outcome = "ok"
     with _tracer.start_as_current_span(
-        f"{system} {operation}", kind=trace.SpanKind.CLIENT,
+        f"{system} {operation}",
+        kind=trace.SpanKind.CLIENT,
         attributes={"db.system": system, "db.operation": operation},
     ):
         try:

@@ -29,7 +29,7 @@ E = TypeVar("E", bound=enum.IntEnum)
 def timestamp(seconds: float) -> timestamp_pb2.Timestamp:
     """A Timestamp for a time in epoch seconds."""
     stamp = timestamp_pb2.Timestamp()
-    stamp.FromNanoseconds(int(round(seconds * 1e9)))
+    stamp.FromNanoseconds(round(seconds * 1e9))
     return stamp
 
 

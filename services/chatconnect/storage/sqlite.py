@@ -68,9 +68,7 @@ class Database:
 
     async def _migrate(self, migrations: Sequence[Sequence[str]]) -> None:
         async with self.write("migrate") as tx:
-            await tx.execute(
-                "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"
-            )
+            await tx.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
             row = await tx.fetchone("SELECT MAX(version) AS v FROM schema_version")
             current = int(row["v"]) if row and row["v"] is not None else 0
             if current > len(migrations):
@@ -101,12 +99,11 @@ class Database:
                     await asyncio.shield(self._writer.rollback())
                     raise StoreUnavailable(f"commit failed: {exc}") from exc
 
-    async def fetchall(
-        self, operation: str, sql: str, params: Iterable[Any] = ()
-    ) -> list[Row]:
+    async def fetchall(self, operation: str, sql: str, params: Iterable[Any] = ()) -> list[Row]:
         """Runs a read query on the reader connection."""
         with storage_call("sqlite", operation):
-            return await _guard(self._reader.execute_fetchall(sql, tuple(params)), self._timeout)
+            rows = await _guard(self._reader.execute_fetchall(sql, tuple(params)), self._timeout)
+            return list(rows)
 
     async def fetchone(self, operation: str, sql: str, params: Iterable[Any] = ()) -> Row | None:
         """Runs a read query and returns its first row, if any."""
@@ -124,7 +121,7 @@ class Transaction:
     async def execute(self, sql: str, params: Iterable[Any] = ()) -> int:
         """Runs one statement; returns the number of rows it changed."""
         cursor = await _guard(self._conn.execute(sql, tuple(params)), self._timeout)
-        count = cursor.rowcount
+        count = int(cursor.rowcount)
         await cursor.close()
         return count
 

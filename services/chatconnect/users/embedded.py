@@ -25,15 +25,21 @@ def _verification(row: Row) -> Verification:
     )
 
 
-async def insert_device(
-    tx: Transaction, device: DeviceAddress, new: NewDevice, now: float
-) -> None:
+async def insert_device(tx: Transaction, device: DeviceAddress, new: NewDevice, now: float) -> None:
     """Creates a device row and its signed and one-time prekeys."""
     await tx.execute(
         "INSERT INTO devices (user_id, device_id, incarnation, registration_id, kind, "
         "encrypted_name, created_at, last_seen_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (device.user_id, device.device_id, new.incarnation, new.registration_id,
-         int(new.kind), new.encrypted_name, now, now),
+        (
+            device.user_id,
+            device.device_id,
+            new.incarnation,
+            new.registration_id,
+            int(new.kind),
+            new.encrypted_name,
+            now,
+            now,
+        ),
     )
     spk = new.keys.signed_prekey
     await tx.execute(
@@ -42,8 +48,10 @@ async def insert_device(
     )
     await tx.executemany(
         "INSERT OR IGNORE INTO one_time_prekeys VALUES (?, ?, ?, ?)",
-        [(device.user_id, device.device_id, k.key_id, k.public_key)
-         for k in new.keys.one_time_prekeys],
+        [
+            (device.user_id, device.device_id, k.key_id, k.public_key)
+            for k in new.keys.one_time_prekeys
+        ],
     )
 
 
@@ -51,8 +59,14 @@ async def delete_device(tx: Transaction, device: DeviceAddress) -> None:
     """Removes a device with its sessions, keys and inbox (its inbox head stays, so
     sequences are never reused)."""
     params = (device.user_id, device.device_id)
-    for table in ("devices", "device_sessions", "signed_prekeys", "one_time_prekeys",
-                  "inbox", "inbox_gaps"):
+    for table in (
+        "devices",
+        "device_sessions",
+        "signed_prekeys",
+        "one_time_prekeys",
+        "inbox",
+        "inbox_gaps",
+    ):
         await tx.execute(f"DELETE FROM {table} WHERE user_id = ? AND device_id = ?", params)
 
 
@@ -73,14 +87,20 @@ class SqliteAccountStore(AccountStore):
             await tx.execute(
                 "INSERT INTO verifications (verification_id, phone_number, request_id, "
                 "code_hash, expires_at) VALUES (?, ?, ?, ?, ?)",
-                (verification.verification_id, verification.phone_number,
-                 verification.request_id, verification.code_hash, verification.expires_at),
+                (
+                    verification.verification_id,
+                    verification.phone_number,
+                    verification.request_id,
+                    verification.code_hash,
+                    verification.expires_at,
+                ),
             )
             return verification
 
     async def get_verification(self, verification_id: str) -> Verification | None:
         row = await self._db.fetchone(
-            "get_verification", "SELECT * FROM verifications WHERE verification_id = ?",
+            "get_verification",
+            "SELECT * FROM verifications WHERE verification_id = ?",
             (verification_id,),
         )
         return _verification(row) if row else None
@@ -109,8 +129,9 @@ class SqliteAccountStore(AccountStore):
             )
             if current is not None and current["completed_request_id"] == request_id:
                 # A concurrent retry finished first.
-                return Registration(current["completed_user_id"],
-                                    current["completed_incarnation"], took_over=False)
+                return Registration(
+                    current["completed_user_id"], current["completed_incarnation"], took_over=False
+                )
             account = await tx.fetchone(
                 "SELECT user_id FROM accounts WHERE phone_number = ?",
                 (verification.phone_number,),
@@ -140,8 +161,7 @@ class SqliteAccountStore(AccountStore):
                 "completed_incarnation = ? WHERE verification_id = ?",
                 (request_id, user_id, primary.incarnation, verification.verification_id),
             )
-            return Registration(user_id, primary.incarnation, account is not None,
-                                tuple(removed))
+            return Registration(user_id, primary.incarnation, account is not None, tuple(removed))
 
     async def save_refresh_token(
         self, token_hash: bytes, device: DeviceAddress, incarnation: str, expires_at: float
@@ -178,5 +198,6 @@ class LogVerificationProvider(VerificationProvider):
     async def send_code(self, phone_number: str, code: str, *, locale: str) -> None:
         log.warning(
             "verification code (log provider: development only, no SMS is sent)",
-            phone_number=phone_number, code=code,
+            phone_number=phone_number,
+            code=code,
         )

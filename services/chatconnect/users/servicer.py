@@ -6,15 +6,15 @@ from typing import Any
 
 import grpc
 
+from chatconnect.keys.domain import errors as key_errors
 from chatconnect.model import DeviceKind
 from chatconnect.runtime import wire
-from chatconnect.runtime.edge import ErrorTable, WireError, unary
+from chatconnect.runtime.edge import ErrorTable, WireError, not_served, unary
 from chatconnect.users.domain import errors
 from chatconnect.users.domain.registration import RegistrationService
 from chatconnect.users.domain.sessions import SessionIssuer
 from chatconnect.users.v1 import users_service_pb2 as pb
 from chatconnect.users.v1 import users_service_pb2_grpc as pb_grpc
-from chatconnect.keys.domain import errors as key_errors
 
 Code = grpc.StatusCode
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -37,7 +37,7 @@ ERRORS = ErrorTable(
 
 class UsersServicer(pb_grpc.UsersServiceServicer):
     """Registration and sessions. Profiles, privacy, blocking and discovery are not served
-    yet and answer UNIMPLEMENTED."""
+    yet: they answer UNIMPLEMENTED with reason NOT_SERVED_YET."""
 
     def __init__(self, *, registration: RegistrationService, sessions: SessionIssuer) -> None:
         self._registration = registration
@@ -48,7 +48,8 @@ class UsersServicer(pb_grpc.UsersServiceServicer):
         self, request: pb.StartVerificationRequest, context: Context
     ) -> pb.StartVerificationResponse:
         verification = await self._registration.start_verification(
-            request_id=request.request_id, phone_number=request.phone_number,
+            request_id=request.request_id,
+            phone_number=request.phone_number,
             locale=request.locale,
         )
         return pb.StartVerificationResponse(
@@ -80,3 +81,13 @@ class UsersServicer(pb_grpc.UsersServiceServicer):
     ) -> pb.RefreshSessionResponse:
         session = await self._sessions.refresh(request.refresh_token)
         return pb.RefreshSessionResponse(session=wire.session_to_wire(session))
+
+    GetProfile = not_served(ERRORS, "UsersService/GetProfile")
+    UpdateProfile = not_served(ERRORS, "UsersService/UpdateProfile")
+    GetPrivacySettings = not_served(ERRORS, "UsersService/GetPrivacySettings")
+    UpdatePrivacySettings = not_served(ERRORS, "UsersService/UpdatePrivacySettings")
+    BlockUser = not_served(ERRORS, "UsersService/BlockUser")
+    UnblockUser = not_served(ERRORS, "UsersService/UnblockUser")
+    ListBlockedUsers = not_served(ERRORS, "UsersService/ListBlockedUsers")
+    DiscoverContacts = not_served(ERRORS, "UsersService/DiscoverContacts")
+    DeleteAccount = not_served(ERRORS, "UsersService/DeleteAccount")

@@ -75,7 +75,8 @@ class DeviceService:
         if kind == DeviceKind.UNSPECIFIED:
             raise FieldMissing("kind")
         decision = await self._limiter.acquire(
-            f"link:{client_ip}", rate_per_second=BEGIN_LINKS_PER_MINUTE / 60.0,
+            f"link:{client_ip}",
+            rate_per_second=BEGIN_LINKS_PER_MINUTE / 60.0,
             burst=BEGIN_LINKS_PER_MINUTE,
         )
         if not decision.allowed:
@@ -107,7 +108,8 @@ class DeviceService:
             raise LimitExceeded(
                 "encrypted_provisioning_message",
                 setting="devices.max_provisioning_message_bytes",
-                limit=self._config.max_provisioning_message_bytes, actual=len(provisioning),
+                limit=self._config.max_provisioning_message_bytes,
+                actual=len(provisioning),
             )
         link = await self._store.get_link(link_code=link_code)
         if link is None:
@@ -115,7 +117,10 @@ class DeviceService:
         if link.expires_at <= self._clock():
             raise LinkCodeExpired("the link code expired; show a new QR code")
         approved = await self._store.approve_link(
-            link_code, user_id=caller.user_id, request_id=request_id, provisioning=provisioning,
+            link_code,
+            user_id=caller.user_id,
+            request_id=request_id,
+            provisioning=provisioning,
             max_devices=self._config.max_linked_devices,
         )
         assert approved.device_id is not None
@@ -125,7 +130,8 @@ class DeviceService:
         """The new device waits for approval; returns its device id and the provisioning
         message."""
         link = await self._approved_link(link_secret, wait_seconds=wait_seconds)
-        assert link.device_id is not None and link.provisioning is not None
+        assert link.device_id is not None
+        assert link.provisioning is not None
         return link.device_id, link.provisioning
 
     async def complete_link(

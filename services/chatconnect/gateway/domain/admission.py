@@ -42,15 +42,20 @@ class Admission:
     def admit(self) -> None:
         """Counts a new connection in, or raises Shed with a jittered retry hint."""
         if self.draining:
-            raise Shed("DRAINING", "this gateway is shutting down; reconnect",
-                       self._hint(self._retry))
+            raise Shed(
+                "DRAINING", "this gateway is shutting down; reconnect", self._hint(self._retry)
+            )
         if self.open_connections >= self._max:
-            raise Shed("OVERLOADED", "this gateway is at its connection limit",
-                       self._hint(self._retry))
+            raise Shed(
+                "OVERLOADED", "this gateway is at its connection limit", self._hint(self._retry)
+            )
         decision = gcra(self._tat, self._clock(), rate=self._rate, burst=self._burst)
         if not decision.allowed:
-            raise Shed("OVERLOADED", "too many new connections right now",
-                       self._hint(max(decision.retry_after, self._retry)))
+            raise Shed(
+                "OVERLOADED",
+                "too many new connections right now",
+                self._hint(max(decision.retry_after, self._retry)),
+            )
         self._tat = decision.new_tat
         self.open_connections += 1
 

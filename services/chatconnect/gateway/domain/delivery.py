@@ -107,8 +107,11 @@ class DeliveryLoop:
                     continue
                 in_order = signal.sequence == self.delivered_through + 1
                 if (
-                    drained_sent and not must_read and in_order
-                    and signal.envelope is not None and self._room() > 0
+                    drained_sent
+                    and not must_read
+                    and in_order
+                    and signal.envelope is not None
+                    and self._room() > 0
                 ):
                     await self._send(signal.envelope)
                 else:

@@ -17,7 +17,11 @@ class KeyDirectory:
     """Uploads and fetches of public prekeys."""
 
     def __init__(
-        self, *, store: KeyStore, directory: DeviceDirectory, limiter: RateLimiter,
+        self,
+        *,
+        store: KeyStore,
+        directory: DeviceDirectory,
+        limiter: RateLimiter,
         config: KeysConfig,
     ) -> None:
         self._store = store
@@ -55,7 +59,8 @@ class KeyDirectory:
         if not user_id:
             raise FieldMissing("user_id")
         decision = await self._limiter.acquire(
-            f"bundles:{caller}", rate_per_second=self._config.bundle_fetches_per_minute / 60.0,
+            f"bundles:{caller}",
+            rate_per_second=self._config.bundle_fetches_per_minute / 60.0,
             burst=self._config.bundle_fetches_per_minute,
         )
         if not decision.allowed:

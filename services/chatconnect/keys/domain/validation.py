@@ -47,7 +47,9 @@ def check_prekeys(keys: tuple[PreKey, ...], *, limit: int) -> None:
     """Checks a batch of one-time prekeys against the per-upload limit."""
     if len(keys) > limit:
         raise LimitExceeded(
-            "one_time_prekeys", setting="keys.max_prekeys_per_upload", limit=limit,
+            "one_time_prekeys",
+            setting="keys.max_prekeys_per_upload",
+            limit=limit,
             actual=len(keys),
         )
     for index, key in enumerate(keys):

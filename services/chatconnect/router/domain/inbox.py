@@ -41,7 +41,7 @@ def decode_page_token(token: str) -> int:
         text = base64.urlsafe_b64decode(token.encode()).decode()
         if not text.startswith(_TOKEN_PREFIX):
             raise ValueError(text)
-        value = int(text[len(_TOKEN_PREFIX):])
+        value = int(text[len(_TOKEN_PREFIX) :])
     except (ValueError, UnicodeDecodeError):
         raise PageTokenInvalid("page_token was not issued by this server") from None
     if value < 0:
@@ -90,7 +90,9 @@ class InboxService:
         """Removes the items and sends delivery receipts for messages from other users."""
         if len(ids) > self._config.max_ids_per_ack:
             raise TooManyIds(
-                "ids", setting="router.max_ids_per_ack", limit=self._config.max_ids_per_ack,
+                "ids",
+                setting="router.max_ids_per_ack",
+                limit=self._config.max_ids_per_ack,
                 actual=len(ids),
             )
         if not ids:
@@ -119,13 +121,17 @@ class InboxService:
             raise ReceiptTypeInvalid("type must be READ or PLAYED")
         if len(messages) > self._config.max_receipt_messages:
             raise TooManyIds(
-                "messages", setting="router.max_receipt_messages",
-                limit=self._config.max_receipt_messages, actual=len(messages),
+                "messages",
+                setting="router.max_receipt_messages",
+                limit=self._config.max_receipt_messages,
+                actual=len(messages),
             )
         by_sender: dict[str, list[str]] = defaultdict(list)
         for sender_user, server_message_id in messages:
             if not sender_user or not server_message_id:
-                raise FieldInvalid("messages", "every message needs sender_user_id and server_message_id")
+                raise FieldInvalid(
+                    "messages", "every message needs sender_user_id and server_message_id"
+                )
             by_sender[sender_user].append(server_message_id)
         for sender_user, message_ids in by_sender.items():
             await self._send_receipt(reader, sender_user, receipt_type, message_ids)

@@ -22,7 +22,11 @@ class NoticeService:
     """Tells devices about changes they must act on."""
 
     def __init__(
-        self, *, directory: DeviceDirectory, deliverer: Deliverer, config: RouterConfig,
+        self,
+        *,
+        directory: DeviceDirectory,
+        deliverer: Deliverer,
+        config: RouterConfig,
         clock: Clock,
     ) -> None:
         self._directory = directory
@@ -52,7 +56,11 @@ class NoticeService:
         )
         await self._deliverer.commit_and_push(
             PendingSend(
-                None, "", server_message_id, now, expire_time,
+                None,
+                "",
+                server_message_id,
+                now,
+                expire_time,
                 tuple(Delivery(DeviceAddress(user_id, d.device_id), envelope) for d in devices),
             )
         )

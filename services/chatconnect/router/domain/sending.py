@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+
 from chatconnect.bus.ports import Bus, InboxChanged, RateLimiter
 from chatconnect.devices.domain.models import DeviceRecord
 from chatconnect.devices.ports import DeviceDirectory
@@ -78,7 +79,8 @@ class SendService:
         if previous is not None:
             return previous
         decision = await self._limiter.acquire(
-            f"send:{sender}", rate_per_second=self._config.sends_per_second,
+            f"send:{sender}",
+            rate_per_second=self._config.sends_per_second,
             burst=self._config.send_burst,
         )
         if not decision.allowed:
@@ -108,8 +110,9 @@ class SendService:
             for c in message.ciphertexts
         )
         return await self._deliverer.commit_and_push(
-            PendingSend(sender, message.client_message_id, server_message_id, now, expire_time,
-                        deliveries)
+            PendingSend(
+                sender, message.client_message_id, server_message_id, now, expire_time, deliveries
+            )
         )
 
     async def _check_devices(self, sender: DeviceAddress, message: OutgoingMessage) -> None:
@@ -118,18 +121,22 @@ class SendService:
         if not recipient_devices:
             raise UserNotFound(recipient)
         own_devices = (
-            recipient_devices if recipient == sender.user_id
+            recipient_devices
+            if recipient == sender.user_id
             else await self._directory.list_devices(sender.user_id)
         )
         mismatches: list[DeviceListMismatch] = []
         checks: list[tuple[str, list[DeviceRecord]]] = (
-            [(sender.user_id, own_devices)] if recipient == sender.user_id
+            [(sender.user_id, own_devices)]
+            if recipient == sender.user_id
             else [(recipient, recipient_devices), (sender.user_id, own_devices)]
         )
         for user_id, devices in checks:
             addressed = [c for c in message.ciphertexts if c.device.user_id == user_id]
             found = device_check.compare(
-                user_id, devices, addressed,
+                user_id,
+                devices,
+                addressed,
                 excluded_device=sender.device_id if user_id == sender.user_id else None,
             )
             if found is not None:

@@ -33,8 +33,10 @@ def check_outgoing(sender: DeviceAddress, message: OutgoingMessage, config: Rout
         raise CiphertextsMissing("ciphertexts must hold one entry per addressed device")
     if len(message.ciphertexts) > config.max_devices_per_send:
         raise TooManyDevices(
-            "ciphertexts", setting="router.max_devices_per_send",
-            limit=config.max_devices_per_send, actual=len(message.ciphertexts),
+            "ciphertexts",
+            setting="router.max_devices_per_send",
+            limit=config.max_devices_per_send,
+            actual=len(message.ciphertexts),
         )
     participants = {sender.user_id, destination.user_id}
     seen: set[DeviceAddress] = set()
@@ -56,6 +58,8 @@ def check_outgoing(sender: DeviceAddress, message: OutgoingMessage, config: Rout
             raise ContentMissing(f"{where}.content is empty")
         if len(ciphertext.content) > config.max_envelope_bytes:
             raise EnvelopeTooLarge(
-                f"{where}.content", setting="router.max_envelope_bytes",
-                limit=config.max_envelope_bytes, actual=len(ciphertext.content),
+                f"{where}.content",
+                setting="router.max_envelope_bytes",
+                limit=config.max_envelope_bytes,
+                actual=len(ciphertext.content),
             )

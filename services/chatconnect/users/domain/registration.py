@@ -152,8 +152,9 @@ class RegistrationService:
             )
             if registration.removed_devices:
                 await self._bus.publish([DeviceRevoked(d) for d in registration.removed_devices])
-            log.info("account registered", user_id=registration.user_id,
-                     took_over=registration.took_over)
+            log.info(
+                "account registered", user_id=registration.user_id, took_over=registration.took_over
+            )
         session = await self._sessions.issue(
             DeviceAddress(registration.user_id, PRIMARY_DEVICE_ID), registration.incarnation
         )

@@ -1,0 +1,61 @@
+# ChatConnect developer commands. `make up` runs the system; `make test` runs every check.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+INSTALLED := $(VENV)/.installed
+GENERATED := services/chatconnect/.generated
+PROTOS := $(shell find protos -name '*.proto')
+
+.PHONY: help up demo test install gen lint typecheck protos-check pytest clean
+
+help:
+	@echo "make up      - install, generate stubs, run every service in one process"
+	@echo "make demo    - run the demo against a running 'make up' (another shell)"
+	@echo "make test    - install, lint, type-check, check contracts, run the whole suite"
+
+$(PY):
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "ChatConnect needs Python 3.11; set PYTHON=/path/to/python3.11")'
+	@echo "==> creating virtual environment in $(VENV)"
+	$(PYTHON) -m venv $(VENV)
+
+$(INSTALLED): pyproject.toml | $(PY)
+	@echo "==> installing chatconnect and its development tools"
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+install: $(INSTALLED)
+
+$(GENERATED): $(INSTALLED) $(PROTOS) tools/gen_protos.py
+	@echo "==> generating Python stubs from protos/"
+	$(PY) tools/gen_protos.py
+	@touch $@
+
+gen: $(GENERATED)
+
+up: $(GENERATED)
+	$(VENV)/bin/chatconnect up
+
+demo: $(GENERATED)
+	$(VENV)/bin/chatconnect demo
+
+protos-check:
+	@echo "==> buf lint and breaking-change check"
+	tools/check-protos
+
+lint: $(GENERATED)
+	@echo "==> ruff"
+	$(VENV)/bin/ruff check services tests tools
+
+typecheck: $(GENERATED)
+	@echo "==> mypy --strict"
+	$(VENV)/bin/mypy
+
+pytest: $(GENERATED)
+	@echo "==> pytest"
+	$(VENV)/bin/pytest
+
+test: protos-check lint typecheck pytest
+
+clean:
+	rm -rf $(VENV) data services/chatconnect/*/v1 $(GENERATED)

@@ -1,0 +1,94 @@
+"""The `chatconnect` command as a user runs it: up, demo, Ctrl-C, and its errors."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+CHATCONNECT = [sys.executable, "-m", "chatconnect.cli"]
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "PYTHONUNBUFFERED": "1"}
+
+
+def test_up_then_demo_then_ctrl_c(tmp_path: Path) -> None:
+    address = f"127.0.0.1:{_free_port()}"
+    up = subprocess.Popen(
+        [*CHATCONNECT, "up", "--listen", address, "--data-dir", str(tmp_path / "data")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(),
+    )
+    try:
+        assert up.stdout is not None
+        banner = ""
+        deadline = time.monotonic() + 30
+        while "Stop with Ctrl-C" not in banner and time.monotonic() < deadline:
+            line = up.stdout.readline()
+            if not line:
+                break
+            banner += line
+        assert f"clients connect to:  {address}" in banner, banner
+        demo = subprocess.run(
+            [*CHATCONNECT, "demo", "--target", address],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=_env(),
+        )
+        assert demo.returncode == 0, demo.stdout + demo.stderr
+        assert "demo: all 7 checks passed" in demo.stdout
+        assert "FAIL" not in demo.stdout
+    finally:
+        up.send_signal(signal.SIGINT)
+        _out, err = up.communicate(timeout=30)
+    assert up.returncode == 0, err
+    assert "draining" in err and "stopped" in err
+    assert (tmp_path / "data" / "chatconnect.db").exists()
+
+
+def test_demo_against_nothing_says_what_to_do() -> None:
+    demo = subprocess.run(
+        [*CHATCONNECT, "demo", "--target", f"127.0.0.1:{_free_port()}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=_env(),
+    )
+    assert demo.returncode == 1
+    assert "make up" in demo.stdout
+
+
+def test_serving_a_planned_service_is_refused_clearly() -> None:
+    result = subprocess.run(
+        [*CHATCONNECT, "serve", "groups"], capture_output=True, text=True, timeout=30, env=_env()
+    )
+    assert result.returncode == 2
+    assert "not served by this release yet" in result.stderr
+
+
+def test_bad_setting_names_the_key_and_variable(tmp_path: Path) -> None:
+    env = {**_env(), "CHATCONNECT_ROUTER__MAX_ENVELOPE_BYTES": "lots"}
+    result = subprocess.run(
+        [*CHATCONNECT, "up", "--data-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=env,
+    )
+    assert result.returncode == 2
+    assert "router.max_envelope_bytes" in result.stderr
+    assert "CHATCONNECT_ROUTER__MAX_ENVELOPE_BYTES" in result.stderr
