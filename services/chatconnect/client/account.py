@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import grpc
@@ -53,6 +55,27 @@ class Account:
         self.update_session(response.session)
 
 
+@contextlib.asynccontextmanager
+async def _channel(
+    target: str, channel: grpc.aio.Channel | None
+) -> AsyncIterator[grpc.aio.Channel]:
+    """The caller's channel, or a new one closed on exit."""
+    if channel is not None:
+        yield channel
+        return
+    async with grpc.aio.insecure_channel(target) as own:
+        yield own
+
+
+@contextlib.asynccontextmanager
+async def _rpc_errors() -> AsyncIterator[None]:
+    """Failed RPCs surface as ChatError."""
+    try:
+        yield
+    except grpc.aio.AioRpcError as exc:
+        raise ChatError.from_rpc(exc) from None
+
+
 async def register_account(
     target: str,
     phone_number: str,
@@ -62,10 +85,8 @@ async def register_account(
     channel: grpc.aio.Channel | None = None,
 ) -> Account:
     """Verifies `phone_number` with `code` and registers it with a new primary device."""
-    own = channel is None
-    channel = channel or grpc.aio.insecure_channel(target)
-    try:
-        stub = users_grpc.UsersServiceStub(channel)
+    async with _rpc_errors(), _channel(target, channel) as open_channel:
+        stub = users_grpc.UsersServiceStub(open_channel)
         keys = DeviceKeyMaterial.generate()
         started = await stub.StartVerification(
             users_pb.StartVerificationRequest(
@@ -84,11 +105,6 @@ async def register_account(
             ),
             timeout=RPC_TIMEOUT,
         )
-    except grpc.aio.AioRpcError as exc:
-        raise ChatError.from_rpc(exc) from None
-    finally:
-        if own:
-            await channel.close()
     session = done.session
     return Account(
         done.user_id, session.device.device_id, session.access_token, session.refresh_token, keys
@@ -99,10 +115,8 @@ async def link_device(
     target: str, approver: Account, *, kind: int = 3, channel: grpc.aio.Channel | None = None
 ) -> Account:
     """Links a new device to `approver`'s account, playing both sides of the QR flow."""
-    own = channel is None
-    channel = channel or grpc.aio.insecure_channel(target)
-    try:
-        stub = devices_grpc.DevicesServiceStub(channel)
+    async with _rpc_errors(), _channel(target, channel) as open_channel:
+        stub = devices_grpc.DevicesServiceStub(open_channel)
         ephemeral = PrivateKey.generate()
         begun = await stub.BeginLink(
             devices_pb.BeginLinkRequest(
@@ -142,11 +156,6 @@ async def link_device(
             ),
             timeout=RPC_TIMEOUT,
         )
-    except grpc.aio.AioRpcError as exc:
-        raise ChatError.from_rpc(exc) from None
-    finally:
-        if own:
-            await channel.close()
     session = completed.session
     return Account(
         session.device.user_id,

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import Any
 
 import grpc
@@ -70,8 +71,12 @@ class App:
     gateway: GatewayServicer | None = None
 
 
-def _full_name(module: Any, service: str) -> str:
-    return str(module.DESCRIPTOR.services_by_name[service].full_name)
+def _registration(
+    name: str, servicer: object, messages: ModuleType, stubs: ModuleType, service: str
+) -> Registration:
+    add = getattr(stubs, f"add_{service}Servicer_to_server")
+    full_name = str(messages.DESCRIPTOR.services_by_name[service].full_name)
+    return Registration(name, full_name, lambda server: add(servicer, server))
 
 
 @contextlib.asynccontextmanager
@@ -128,99 +133,79 @@ async def build(settings: Settings, services: tuple[str, ...]) -> AsyncIterator[
         notices = NoticeService(
             directory=devices_store, deliverer=deliverer, config=settings.router, clock=clock
         )
-        app = App(registrations=[])
         prekey_limit = settings.keys.max_prekeys_per_upload
-        if "users" in services:
-            users = UsersServicer(
-                registration=RegistrationService(
-                    store=accounts,
-                    provider=LogVerificationProvider(),
+        gateway = GatewayServicer(
+            sending=sending,
+            inbox=inbox,
+            devices=devices_store,
+            bus=bus,
+            authenticator=authenticator,
+            config=settings.gateway,
+        )
+        # Servicers are cheap to build; only the requested ones are registered.
+        servicers: dict[str, tuple[object, ModuleType, ModuleType, str]] = {
+            "users": (
+                UsersServicer(
+                    registration=RegistrationService(
+                        store=accounts,
+                        provider=LogVerificationProvider(),
+                        sessions=sessions,
+                        limiter=limiter,
+                        bus=bus,
+                        config=settings.users,
+                        prekey_limit=prekey_limit,
+                        clock=clock,
+                    ),
                     sessions=sessions,
-                    limiter=limiter,
-                    bus=bus,
-                    config=settings.users,
-                    prekey_limit=prekey_limit,
-                    clock=clock,
                 ),
-                sessions=sessions,
-            )
-            app.registrations.append(
-                Registration(
-                    "users",
-                    _full_name(users_service_pb2, "UsersService"),
-                    lambda s: users_service_pb2_grpc.add_UsersServiceServicer_to_server(users, s),
-                )
-            )
-        if "devices" in services:
-            devices = DevicesServicer(
-                devices=DeviceService(
-                    store=devices_store,
-                    sessions=sessions,
-                    notices=notices,
-                    bus=bus,
-                    limiter=limiter,
-                    config=settings.devices,
-                    prekey_limit=prekey_limit,
-                    clock=clock,
+                users_service_pb2,
+                users_service_pb2_grpc,
+                "UsersService",
+            ),
+            "devices": (
+                DevicesServicer(
+                    devices=DeviceService(
+                        store=devices_store,
+                        sessions=sessions,
+                        notices=notices,
+                        bus=bus,
+                        limiter=limiter,
+                        config=settings.devices,
+                        prekey_limit=prekey_limit,
+                        clock=clock,
+                    ),
+                    authenticator=authenticator,
                 ),
-                authenticator=authenticator,
-            )
-            app.registrations.append(
-                Registration(
-                    "devices",
-                    _full_name(devices_service_pb2, "DevicesService"),
-                    lambda s: devices_service_pb2_grpc.add_DevicesServiceServicer_to_server(
-                        devices, s
+                devices_service_pb2,
+                devices_service_pb2_grpc,
+                "DevicesService",
+            ),
+            "keys": (
+                KeysServicer(
+                    keys=KeyDirectory(
+                        store=SqliteKeyStore(db),
+                        directory=devices_store,
+                        limiter=limiter,
+                        config=settings.keys,
                     ),
-                )
-            )
-        if "keys" in services:
-            keys = KeysServicer(
-                keys=KeyDirectory(
-                    store=SqliteKeyStore(db),
-                    directory=devices_store,
-                    limiter=limiter,
-                    config=settings.keys,
+                    authenticator=authenticator,
                 ),
-                authenticator=authenticator,
-            )
-            app.registrations.append(
-                Registration(
-                    "keys",
-                    _full_name(keys_service_pb2, "KeysService"),
-                    lambda s: keys_service_pb2_grpc.add_KeysServiceServicer_to_server(keys, s),
-                )
-            )
-        if "router" in services:
-            router = RouterServicer(sending=sending, inbox=inbox, authenticator=authenticator)
-            app.registrations.append(
-                Registration(
-                    "router",
-                    _full_name(router_service_pb2, "RouterService"),
-                    lambda s: router_service_pb2_grpc.add_RouterServiceServicer_to_server(
-                        router, s
-                    ),
-                )
-            )
-        if "gateway" in services:
-            gateway = GatewayServicer(
-                sending=sending,
-                inbox=inbox,
-                devices=devices_store,
-                bus=bus,
-                authenticator=authenticator,
-                config=settings.gateway,
-            )
-            app.gateway = gateway
-            app.registrations.append(
-                Registration(
-                    "gateway",
-                    _full_name(gateway_service_pb2, "GatewayService"),
-                    lambda s: gateway_service_pb2_grpc.add_GatewayServiceServicer_to_server(
-                        gateway, s
-                    ),
-                )
-            )
+                keys_service_pb2,
+                keys_service_pb2_grpc,
+                "KeysService",
+            ),
+            "router": (
+                RouterServicer(sending=sending, inbox=inbox, authenticator=authenticator),
+                router_service_pb2,
+                router_service_pb2_grpc,
+                "RouterService",
+            ),
+            "gateway": (gateway, gateway_service_pb2, gateway_service_pb2_grpc, "GatewayService"),
+        }
+        app = App(
+            registrations=[_registration(name, *servicers[name]) for name in services],
+            gateway=gateway if "gateway" in services else None,
+        )
         if "router" in services or "gateway" in services:
             app.background.append(
                 lambda: _sweep_forever(messages, settings.router.expiry_sweep_seconds)

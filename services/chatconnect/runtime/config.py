@@ -146,7 +146,8 @@ def _coerce(raw: Any, hint: Any) -> Any:
 
 def describe(cls: type[Any], section: str) -> list[tuple[str, str, str, str]]:
     """(key, environment variable, default, description) for every setting of `cls`."""
-    return [
-        (f"{section}.{f.name}", env_name(section, f.name), (str(f.default) if isinstance(f.default, Path) else repr(f.default)), f.metadata["doc"])
-        for f in dataclasses.fields(cls)
-    ]
+    rows = []
+    for f in dataclasses.fields(cls):
+        default = str(f.default) if isinstance(f.default, Path) else repr(f.default)
+        rows.append((f"{section}.{f.name}", env_name(section, f.name), default, f.metadata["doc"]))
+    return rows

@@ -20,8 +20,7 @@ from chatconnect.model import (
 )
 from chatconnect.router.config import RouterConfig
 from chatconnect.router.domain.errors import PageTokenInvalid, ReceiptTypeInvalid, TooManyIds
-from chatconnect.router.domain.models import Delivery, PendingSend
-from chatconnect.router.domain.sending import Deliverer, new_server_message_id
+from chatconnect.router.domain.sending import Deliverer, server_send
 from chatconnect.router.ports import MessageStore
 from chatconnect.runtime.errors import FieldInvalid
 
@@ -143,23 +142,14 @@ class InboxService:
         if not recipients:
             return
         now = self._clock()
-        server_message_id = new_server_message_id()
-        expire_time = now + self._config.retention_seconds
-        envelope = Envelope(
-            server_message_id=server_message_id,
-            sequence=0,
-            type=EnvelopeType.RECEIPT,
-            sender=by,
-            client_message_id="",
-            destination=Conversation(user_id=sender_user),
-            content=b"",
-            server_time=now,
-            expire_time=expire_time,
-            receipt=Receipt(receipt_type, by, tuple(ids), now),
-        )
-        deliveries = tuple(
-            Delivery(DeviceAddress(sender_user, d.device_id), envelope) for d in recipients
-        )
         await self._deliverer.commit_and_push(
-            PendingSend(None, "", server_message_id, now, expire_time, deliveries)
+            server_send(
+                (DeviceAddress(sender_user, d.device_id) for d in recipients),
+                type=EnvelopeType.RECEIPT,
+                sender=by,
+                destination=Conversation(user_id=sender_user),
+                now=now,
+                retention_seconds=self._config.retention_seconds,
+                receipt=Receipt(receipt_type, by, tuple(ids), now),
+            )
         )

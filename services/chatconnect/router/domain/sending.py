@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 
 from chatconnect.bus.ports import Bus, InboxChanged, RateLimiter
 from chatconnect.devices.domain.models import DeviceRecord
 from chatconnect.devices.ports import DeviceDirectory
-from chatconnect.model import Clock, DeviceAddress, Envelope
+from chatconnect.model import (
+    Clock,
+    Conversation,
+    DeviceAddress,
+    Envelope,
+    EnvelopeType,
+    Notice,
+    Receipt,
+)
 from chatconnect.router.config import RouterConfig
 from chatconnect.router.domain import device_check
 from chatconnect.router.domain.errors import DeviceListMismatchError, GroupSendUnavailable
@@ -44,6 +53,43 @@ class Deliverer:
         if deliveries:
             await self._bus.publish([_inbox_event(d) for d in deliveries])
         return result
+
+
+def server_send(
+    recipients: Iterable[DeviceAddress],
+    *,
+    type: EnvelopeType,
+    sender: DeviceAddress | None,
+    destination: Conversation,
+    now: float,
+    retention_seconds: int,
+    receipt: Receipt | None = None,
+    notice: Notice | None = None,
+) -> PendingSend:
+    """A server-generated envelope (receipt, notice) for each recipient; no idempotency."""
+    server_message_id = new_server_message_id()
+    expire_time = now + retention_seconds
+    envelope = Envelope(
+        server_message_id=server_message_id,
+        sequence=0,
+        type=type,
+        sender=sender,
+        client_message_id="",
+        destination=destination,
+        content=b"",
+        server_time=now,
+        expire_time=expire_time,
+        receipt=receipt,
+        notice=notice,
+    )
+    return PendingSend(
+        None,
+        "",
+        server_message_id,
+        now,
+        expire_time,
+        tuple(Delivery(recipient, envelope) for recipient in recipients),
+    )
 
 
 def _inbox_event(delivery: Delivery) -> InboxChanged:
