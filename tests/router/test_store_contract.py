@@ -44,6 +44,7 @@ ALICE_LAPTOP = DeviceAddress("alice", 2)
 BOB = DeviceAddress("bob", 1)
 BOB_LAPTOP = DeviceAddress("bob", 2)
 CAROL = DeviceAddress("carol", 1)
+TO_BOB = Conversation(user_id="bob")
 
 
 @asynccontextmanager
@@ -81,7 +82,7 @@ def envelope(
     cmid: str = "",
     server_message_id: str = "",
     type: EnvelopeType = EnvelopeType.CIPHERTEXT,
-    destination: Conversation = Conversation(user_id="bob"),
+    destination: Conversation = TO_BOB,
     content: bytes = b"ciphertext",
     server_time: float = NOW,
     expire_time: float = NOW + RETENTION,

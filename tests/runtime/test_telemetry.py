@@ -9,7 +9,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from ..conftest import Server
+from tests.conftest import Server
 
 _spans = InMemorySpanExporter()
 _metrics = InMemoryMetricReader()

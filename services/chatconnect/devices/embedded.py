@@ -123,6 +123,7 @@ class SqliteDeviceStore(DeviceStore):
         request_id: str,
         provisioning: bytes,
         max_devices: int,
+        now: float,
     ) -> LinkRequest:
         async with self._db.write("approve_link") as tx:
             row = await tx.fetchone("SELECT * FROM device_links WHERE link_code = ?", (link_code,))
@@ -133,9 +134,13 @@ class SqliteDeviceStore(DeviceStore):
                 if link.approved_user_id == user_id and link.approved_request_id == request_id:
                     return link
                 raise LinkAlreadyApproved("this link code was already approved")
+            # Approved links that have not completed yet hold a place: otherwise several
+            # approvals in a row could overshoot the limit.
             count = await tx.fetchone(
-                "SELECT COUNT(*) AS n FROM devices WHERE user_id = ? AND device_id != 1",
-                (user_id,),
+                "SELECT (SELECT COUNT(*) FROM devices WHERE user_id = ? AND device_id != 1) + "
+                "(SELECT COUNT(*) FROM device_links WHERE approved_user_id = ? AND "
+                "completed_request_id IS NULL AND expires_at > ?) AS n",
+                (user_id, user_id, now),
             )
             linked = int(count["n"]) if count else 0
             if linked >= max_devices:

@@ -45,11 +45,13 @@ class DeviceStore(DeviceDirectory):
         request_id: str,
         provisioning: bytes,
         max_devices: int,
+        now: float,
     ) -> LinkRequest:
         """Marks the link approved by `user_id` and reserves the new device id.
 
         Raises LinkAlreadyApproved if another request approved it, DeviceLimitReached if
-        the account has `max_devices` devices besides the primary.
+        the account has `max_devices` devices besides the primary, counting links
+        approved but not completed (and not expired at `now`).
         """
 
     @abc.abstractmethod

@@ -66,6 +66,9 @@ COMMON_ERRORS: dict[type[errors.ChatConnectError], WireError] = {
     errors.FieldMissing: WireError(
         grpc.StatusCode.INVALID_ARGUMENT, "FIELD_MISSING", _field_details
     ),
+    errors.RequestIdMissing: WireError(
+        grpc.StatusCode.INVALID_ARGUMENT, "REQUEST_ID_MISSING", _field_details
+    ),
     errors.FieldInvalid: WireError(
         grpc.StatusCode.INVALID_ARGUMENT, "FIELD_INVALID", _field_details
     ),

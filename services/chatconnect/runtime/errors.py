@@ -33,6 +33,13 @@ class FieldInvalid(ChatConnectError):
         super().__init__(f"{field_name}: {why}", metadata={"field": field_name})
 
 
+class RequestIdMissing(FieldMissing):
+    """A mutating call came without its idempotency key (request_id)."""
+
+    def __init__(self) -> None:
+        super().__init__("request_id")
+
+
 class LimitExceeded(ChatConnectError):
     """A request is over a configured size or count limit."""
 

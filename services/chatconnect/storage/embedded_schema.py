@@ -20,7 +20,8 @@ MIGRATIONS: list[list[str]] = [
             attempts INTEGER NOT NULL DEFAULT 0,
             completed_request_id TEXT,
             completed_user_id TEXT,
-            completed_incarnation TEXT)""",
+            completed_incarnation TEXT,
+            completed_took_over INTEGER NOT NULL DEFAULT 0)""",
         "CREATE UNIQUE INDEX verifications_by_request ON verifications(phone_number, request_id)",
         """CREATE TABLE device_sessions (
             token_hash BLOB PRIMARY KEY,

@@ -22,6 +22,7 @@ def _verification(row: Row) -> Verification:
         completed_request_id=row["completed_request_id"],
         completed_user_id=row["completed_user_id"],
         completed_incarnation=row["completed_incarnation"],
+        completed_took_over=bool(row["completed_took_over"]),
     )
 
 
@@ -105,12 +106,14 @@ class SqliteAccountStore(AccountStore):
         )
         return _verification(row) if row else None
 
-    async def record_failed_attempt(self, verification_id: str) -> None:
-        async with self._db.write("record_failed_attempt") as tx:
-            await tx.execute(
-                "UPDATE verifications SET attempts = attempts + 1 WHERE verification_id = ?",
-                (verification_id,),
+    async def reserve_attempt(self, verification_id: str, *, max_attempts: int) -> bool:
+        async with self._db.write("reserve_attempt") as tx:
+            row = await tx.fetchone(
+                "UPDATE verifications SET attempts = attempts + 1 "
+                "WHERE verification_id = ? AND attempts < ? RETURNING attempts",
+                (verification_id, max_attempts),
             )
+            return row is not None
 
     async def register(
         self,
@@ -123,14 +126,16 @@ class SqliteAccountStore(AccountStore):
     ) -> Registration:
         async with self._db.write("register") as tx:
             current = await tx.fetchone(
-                "SELECT completed_request_id, completed_user_id, completed_incarnation "
-                "FROM verifications WHERE verification_id = ?",
+                "SELECT completed_request_id, completed_user_id, completed_incarnation, "
+                "completed_took_over FROM verifications WHERE verification_id = ?",
                 (verification.verification_id,),
             )
             if current is not None and current["completed_request_id"] == request_id:
                 # A concurrent retry finished first.
                 return Registration(
-                    current["completed_user_id"], current["completed_incarnation"], took_over=False
+                    current["completed_user_id"],
+                    current["completed_incarnation"],
+                    took_over=bool(current["completed_took_over"]),
                 )
             account = await tx.fetchone(
                 "SELECT user_id FROM accounts WHERE phone_number = ?",
@@ -158,8 +163,14 @@ class SqliteAccountStore(AccountStore):
             await insert_device(tx, DeviceAddress(user_id, 1), primary, now)
             await tx.execute(
                 "UPDATE verifications SET completed_request_id = ?, completed_user_id = ?, "
-                "completed_incarnation = ? WHERE verification_id = ?",
-                (request_id, user_id, primary.incarnation, verification.verification_id),
+                "completed_incarnation = ?, completed_took_over = ? WHERE verification_id = ?",
+                (
+                    request_id,
+                    user_id,
+                    primary.incarnation,
+                    account is not None,
+                    verification.verification_id,
+                ),
             )
             return Registration(user_id, primary.incarnation, account is not None, tuple(removed))
 

@@ -21,8 +21,9 @@ class AccountStore(abc.ABC):
         """The verification with this id, if any."""
 
     @abc.abstractmethod
-    async def record_failed_attempt(self, verification_id: str) -> None:
-        """Counts one wrong code."""
+    async def reserve_attempt(self, verification_id: str, *, max_attempts: int) -> bool:
+        """Atomically counts one attempt at the code; False when `max_attempts` are used
+        up (so concurrent guesses can never exceed the limit)."""
 
     @abc.abstractmethod
     async def register(

@@ -122,6 +122,7 @@ class DeviceService:
             request_id=request_id,
             provisioning=provisioning,
             max_devices=self._config.max_linked_devices,
+            now=self._clock(),
         )
         assert approved.device_id is not None
         return approved.device_id

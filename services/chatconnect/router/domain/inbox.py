@@ -25,6 +25,8 @@ from chatconnect.router.ports import MessageStore
 from chatconnect.runtime.errors import FieldInvalid
 
 _TOKEN_PREFIX = "v1:"
+MAX_SEQUENCE = 2**63 - 1
+"""Sequences are signed 64-bit integers in every store."""
 
 
 def encode_page_token(after_sequence: int) -> str:
@@ -43,7 +45,7 @@ def decode_page_token(token: str) -> int:
         value = int(text[len(_TOKEN_PREFIX) :])
     except (ValueError, UnicodeDecodeError):
         raise PageTokenInvalid("page_token was not issued by this server") from None
-    if value < 0:
+    if not 0 <= value <= MAX_SEQUENCE:
         raise PageTokenInvalid("page_token was not issued by this server")
     return value
 

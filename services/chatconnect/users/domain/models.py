@@ -21,6 +21,7 @@ class Verification:
     completed_request_id: str | None = None
     completed_user_id: str | None = None
     completed_incarnation: str | None = None
+    completed_took_over: bool = False
 
 
 @dataclass(frozen=True)

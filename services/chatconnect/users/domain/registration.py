@@ -11,7 +11,7 @@ from chatconnect.bus.ports import Bus, DeviceRevoked, RateLimiter
 from chatconnect.keys.domain.models import DeviceKeys
 from chatconnect.keys.domain.validation import check_device_keys
 from chatconnect.model import Clock, DeviceAddress, DeviceKind
-from chatconnect.runtime.errors import FieldInvalid, FieldMissing, RateLimited
+from chatconnect.runtime.errors import FieldInvalid, FieldMissing, RateLimited, RequestIdMissing
 from chatconnect.runtime.logging import get_logger
 from chatconnect.users.config import UsersConfig
 from chatconnect.users.domain import phone
@@ -39,7 +39,7 @@ def _code_hash(verification_id: str, code: str) -> bytes:
 def check_request_id(request_id: str) -> None:
     """Every mutating call carries a client-chosen idempotency key."""
     if not request_id:
-        raise FieldMissing("request_id")
+        raise RequestIdMissing()
     if len(request_id) > MAX_REQUEST_ID_LENGTH:
         raise FieldInvalid("request_id", f"at most {MAX_REQUEST_ID_LENGTH} characters")
 
@@ -127,12 +127,15 @@ class RegistrationService:
         verification = await self._store.get_verification(verification_id)
         if verification is None:
             raise VerificationNotFound(f"no verification {verification_id}")
-        if verification.attempts >= self._config.max_code_attempts:
-            raise TooManyAttempts("too many wrong codes; start a new verification")
         if verification.expires_at <= self._clock():
             raise VerificationExpired("the code expired; start a new verification")
+        # Every check of the code uses up one attempt first, atomically, so a burst of
+        # concurrent guesses gets no more tries than the limit.
+        if not await self._store.reserve_attempt(
+            verification_id, max_attempts=self._config.max_code_attempts
+        ):
+            raise TooManyAttempts("too many attempts; start a new verification")
         if not hmac.compare_digest(_code_hash(verification_id, code), verification.code_hash):
-            await self._store.record_failed_attempt(verification_id)
             raise VerificationCodeWrong("the code is wrong")
         device = DeviceAddress(verification.completed_user_id or "", PRIMARY_DEVICE_ID)
         if verification.completed_request_id is not None:
@@ -140,7 +143,9 @@ class RegistrationService:
                 raise VerificationNotFound("this verification was already used")
             # A retry of a registration whose answer was lost: same account, new session.
             registration = Registration(
-                device.user_id, verification.completed_incarnation or "", took_over=False
+                device.user_id,
+                verification.completed_incarnation or "",
+                took_over=verification.completed_took_over,
             )
         else:
             registration = await self._store.register(
