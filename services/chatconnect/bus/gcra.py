@@ -26,6 +26,8 @@ def gcra(tat: float | None, now: float, *, rate: float, burst: int, cost: int = 
     current = max(tat if tat is not None else now, now)
     new_tat = current + interval * cost
     allow_at = new_tat - tolerance
-    if allow_at > now:
+    # Sums of 1/rate are inexact in binary; a millionth of an interval of slack keeps the
+    # last request of a full burst from being refused by rounding.
+    if allow_at - now > interval * 1e-6:
         return GcraResult(False, current, allow_at - now)
     return GcraResult(True, new_tat, 0.0)

@@ -110,13 +110,18 @@ def _parse_gap_id(gap_id: str) -> tuple[int, int] | None:
 
 def _runs(sequences: list[int]) -> list[tuple[int, int]]:
     """Consecutive runs of sorted sequences, as (first, last) pairs."""
-    runs: list[tuple[int, int]] = []
-    for seq in sorted(sequences):
-        if runs and runs[-1][1] == seq - 1:
-            runs[-1] = (runs[-1][0], seq)
+    return _merge([(seq, seq) for seq in sequences])
+
+
+def _merge(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Ranges joined where they touch or overlap, in order."""
+    merged: list[tuple[int, int]] = []
+    for first, last in sorted(ranges):
+        if merged and first <= merged[-1][1] + 1:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], last))
         else:
-            runs.append((seq, seq))
-    return runs
+            merged.append((first, last))
+    return merged
 
 
 class SqliteMessageStore(MessageStore):
@@ -260,6 +265,23 @@ class SqliteMessageStore(MessageStore):
             )
         return expired
 
+    async def _add_gaps(
+        self, tx: Transaction, user_id: str, device_id: int, runs: list[tuple[int, int]]
+    ) -> None:
+        # A run that touches a gap already recorded extends it, so one expired stretch is
+        # always one gap, however many sweeps it took.
+        key = (user_id, device_id)
+        existing = await tx.fetchall(
+            "DELETE FROM inbox_gaps WHERE user_id = ? AND device_id = ? "
+            "RETURNING first_sequence, last_sequence",
+            key,
+        )
+        ranges = [(g["first_sequence"], g["last_sequence"]) for g in existing]
+        await tx.executemany(
+            "INSERT INTO inbox_gaps VALUES (?, ?, ?, ?)",
+            [(*key, first, last) for first, last in _merge(ranges + runs)],
+        )
+
     async def _expire(self, now: float, *, device: DeviceAddress | None, limit: int | None) -> int:
         where = "expires_at <= ?"
         params: list[Any] = [now]
@@ -279,13 +301,6 @@ class SqliteMessageStore(MessageStore):
             by_inbox: dict[tuple[str, int], list[int]] = defaultdict(list)
             for row in rows:
                 by_inbox[(row["user_id"], row["device_id"])].append(row["sequence"])
-            await tx.executemany(
-                "INSERT INTO inbox_gaps VALUES (?, ?, ?, ?) ON CONFLICT DO UPDATE SET "
-                "last_sequence = MAX(last_sequence, excluded.last_sequence)",
-                [
-                    (user, dev, first, last)
-                    for (user, dev), seqs in by_inbox.items()
-                    for first, last in _runs(seqs)
-                ],
-            )
+            for (user, dev), seqs in by_inbox.items():
+                await self._add_gaps(tx, user, dev, _runs(seqs))
         return len(rows)
