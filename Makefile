@@ -6,12 +6,12 @@ INSTALLED := $(VENV)/.installed
 GENERATED := services/chatconnect/.generated
 PROTOS := $(shell find protos -name '*.proto')
 
-.PHONY: help up demo test install gen lint typecheck protos-check pytest clean
+.PHONY: help up demo test install gen lint typecheck protos-check pytest testenv clean
 
 help:
 	@echo "make up      - install, generate stubs, run every service in one process"
 	@echo "make demo    - run the demo against a running 'make up' (another shell)"
-	@echo "make test    - install, lint, type-check, check contracts, run the whole suite"
+	@echo "make test    - install, start test servers, lint, type-check, check contracts, run the suite"
 
 $(PY):
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "ChatConnect needs Python 3.11; set PYTHON=/path/to/python3.11")'
@@ -51,11 +51,17 @@ typecheck: $(GENERATED)
 	@echo "==> mypy --strict"
 	$(VENV)/bin/mypy
 
-pytest: $(GENERATED)
+pytest: $(GENERATED) testenv
 	@echo "==> pytest"
 	$(VENV)/bin/pytest
 
 test: protos-check lint typecheck pytest
+
+# Real Redis and Cassandra for the tests (cached under ~/.cache/chatconnect);
+# see tools/testenv --help. `tools/testenv down` stops them.
+testenv:
+	@echo "==> test servers (Redis, Cassandra)"
+	tools/testenv up
 
 clean:
 	rm -rf $(VENV) data services/chatconnect/*/v1 $(GENERATED)

@@ -32,7 +32,7 @@ def pytest_configure(config: pytest.Config) -> None:
     runtime_logging.configure("warning", "console")
 
 
-def test_number() -> str:
+def fictional_number() -> str:
     """A fresh fictional phone number (+1 NXX 555-01XX) for registration."""
     n = next(_numbers)
     return f"+1{200 + (n // 100) % 800}55501{n % 100:02d}"
@@ -47,7 +47,7 @@ class Server:
 
     async def register(self) -> Account:
         """Registers a new account with a primary device."""
-        return await register_account(self.target, test_number(), code=DEV_TEST_CODE)
+        return await register_account(self.target, fictional_number(), code=DEV_TEST_CODE)
 
     async def link(self, approver: Account) -> Account:
         """Links a new device to `approver`'s account."""

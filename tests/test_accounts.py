@@ -37,7 +37,7 @@ from chatconnect.users.v1 import users_service_pb2 as users_pb
 from chatconnect.users.v1 import users_service_pb2_grpc as users_grpc
 
 from .conftest import Server
-from .conftest import test_number as new_number
+from .conftest import fictional_number as new_number
 
 USERS = "users.chatconnect"
 DEVICES = "devices.chatconnect"

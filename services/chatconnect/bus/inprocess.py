@@ -78,6 +78,16 @@ class InProcessBus(Bus):
             for subscription in tuple(self._subscribers.get(event.device, ())):
                 subscription.offer(event)
 
+    def devices(self) -> list[DeviceAddress]:
+        """Devices with at least one subscription in this process."""
+        return list(self._subscribers)
+
+    def resync_all(self) -> None:
+        """Tells every subscriber to re-read the store (events may have been lost)."""
+        for subscribers in list(self._subscribers.values()):
+            for subscription in tuple(subscribers):
+                subscription.offer(Resync(subscription.device))
+
     def _remove(self, subscription: _QueueSubscription) -> None:
         subscribers = self._subscribers.get(subscription.device)
         if subscribers is not None:

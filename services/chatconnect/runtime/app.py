@@ -8,14 +8,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
 import grpc
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 
 from chatconnect.bus.inprocess import InProcessBus, InProcessRateLimiter
+from chatconnect.bus.ports import Bus, RateLimiter
+from chatconnect.bus.redis import RedisBus, RedisRateLimiter
 from chatconnect.devices.domain.linking import DeviceService
 from chatconnect.devices.embedded import SqliteDeviceStore
 from chatconnect.devices.servicer import DevicesServicer
@@ -99,8 +104,7 @@ async def build(settings: Settings, services: tuple[str, ...]) -> AsyncIterator[
         timeout=settings.server.store_timeout_seconds,
     )
     try:
-        bus = InProcessBus()
-        limiter = InProcessRateLimiter()
+        bus, limiter, redis_client = await _open_bus(settings)
         key = load_or_create_signing_key(settings.signing_key_path())
         devices_store = SqliteDeviceStore(db)
         accounts = SqliteAccountStore(db)
@@ -212,7 +216,33 @@ async def build(settings: Settings, services: tuple[str, ...]) -> AsyncIterator[
             )
         yield app
     finally:
+        if isinstance(bus, RedisBus):
+            await bus.close()
+        if redis_client is not None:
+            await redis_client.aclose()
         await db.close()
+
+
+async def _open_bus(
+    settings: Settings,
+) -> tuple[Bus, RateLimiter, aioredis.Redis | None]:
+    """The in-process bus, or the Redis one (started) when server.bus=redis."""
+    if settings.server.bus == "inprocess":
+        return InProcessBus(), InProcessRateLimiter(), None
+    client = aioredis.Redis.from_url(
+        settings.server.redis_url, socket_timeout=settings.server.store_timeout_seconds
+    )
+    try:
+        await client.ping()
+    except (RedisError, OSError) as exc:
+        raise SystemExit(
+            f"cannot reach Redis at {settings.server.redis_url} (server.redis_url): {exc}"
+        ) from None
+    instance_id = settings.server.instance_id or uuid.uuid4().hex[:12]
+    bus = RedisBus(client, instance_id=instance_id)
+    await bus.start()
+    log.info("bus on redis", instance_id=instance_id)
+    return bus, RedisRateLimiter(client), client
 
 
 async def _sweep_forever(store: SqliteMessageStore, interval: float) -> None:

@@ -35,6 +35,17 @@ class ServerConfig:
         "where durable state lives: embedded (SQLite in data_dir)",
         check=one_of("embedded"),
     )
+    bus: str = setting(
+        "inprocess",
+        "how processes reach each other's connections: inprocess (one process) or redis",
+        check=one_of("inprocess", "redis"),
+    )
+    redis_url: str = setting(
+        "redis://127.0.0.1:6379/0", "Redis for the bus and rate limits when server.bus=redis"
+    )
+    instance_id: str = setting(
+        "", "this process's name on the bus; empty picks a random one at start"
+    )
     drain_seconds: float = setting(
         5.0, "on shutdown, how long open streams get to finish after GoAway", check=positive
     )

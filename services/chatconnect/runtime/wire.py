@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import math
 from typing import TypeVar
 
 from google.protobuf import timestamp_pb2
@@ -12,12 +13,16 @@ from chatconnect.keys.domain.models import DeviceKeys, PreKey, SignedPreKey
 from chatconnect.model import (
     Conversation,
     DeviceAddress,
+    DeviceKind,
     DeviceSummary,
     Envelope,
+    EnvelopeType,
     InboxGap,
     InboxItem,
     Notice,
+    NoticeType,
     Receipt,
+    ReceiptType,
 )
 from chatconnect.runtime.errors import FieldInvalid
 from chatconnect.users.domain.models import DeviceSession
@@ -27,15 +32,17 @@ E = TypeVar("E", bound=enum.IntEnum)
 
 
 def timestamp(seconds: float) -> timestamp_pb2.Timestamp:
-    """A Timestamp for a time in epoch seconds."""
-    stamp = timestamp_pb2.Timestamp()
-    stamp.FromNanoseconds(round(seconds * 1e9))
-    return stamp
+    """A Timestamp for a time in epoch seconds (split first: seconds * 1e9 loses digits)."""
+    whole = math.floor(seconds)
+    nanos = round((seconds - whole) * 1e9)
+    if nanos >= 1_000_000_000:
+        whole, nanos = whole + 1, nanos - 1_000_000_000
+    return timestamp_pb2.Timestamp(seconds=whole, nanos=nanos)
 
 
 def seconds(stamp: timestamp_pb2.Timestamp) -> float:
     """Epoch seconds of a Timestamp."""
-    return stamp.ToNanoseconds() / 1e9
+    return stamp.seconds + stamp.nanos / 1e9
 
 
 def address_to_wire(device: DeviceAddress) -> common_pb2.DeviceAddress:
@@ -157,3 +164,43 @@ def enum_from_wire(enum_type: type[E], value: int, field_name: str) -> E:
         return enum_type(value)
     except ValueError:
         raise FieldInvalid(field_name, f"unknown value {value}") from None
+
+
+def envelope_from_wire(message: common_pb2.Envelope) -> Envelope:
+    """An envelope from the wire (used where envelopes travel between processes)."""
+    receipt = None
+    if message.HasField("receipt"):
+        r = message.receipt
+        receipt = Receipt(
+            ReceiptType(r.type),
+            address_from_wire(r.by),
+            tuple(r.server_message_ids),
+            seconds(r.time),
+        )
+    notice = None
+    if message.HasField("notice"):
+        n = message.notice
+        notice = Notice(
+            NoticeType(n.type),
+            n.subject_user_id,
+            tuple(
+                DeviceSummary(
+                    d.device_id, d.registration_id, DeviceKind(d.kind), seconds(d.created_time)
+                )
+                for d in n.devices
+            ),
+        )
+    return Envelope(
+        server_message_id=message.server_message_id,
+        sequence=message.sequence,
+        type=EnvelopeType(message.type),
+        sender=address_from_wire(message.sender) if message.HasField("sender") else None,
+        client_message_id=message.client_message_id,
+        destination=conversation_from_wire(message.destination),
+        content=message.content,
+        server_time=seconds(message.server_time),
+        expire_time=seconds(message.expire_time),
+        urgent=message.urgent,
+        receipt=receipt,
+        notice=notice,
+    )

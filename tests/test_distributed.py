@@ -1,0 +1,129 @@
+"""Several gateway processes on one machine, joined by the Redis bus.
+
+Three `chatconnect serve` processes share one durable store and one Redis. A device on
+gateway 1 messages a device on gateway 3 through the bus; gateway 3 is killed with SIGKILL
+mid-traffic, its device reconnects to another gateway, and nothing acknowledged is lost or
+duplicated.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from chatconnect.cli import DEV_TEST_CODE
+from chatconnect.client import ChatClient, register_account
+from tests.conftest import fictional_number
+from tests.servers import redis_url
+
+SERVICES = ["gateway", "router", "users", "devices", "keys"]
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _start(index: int, port: int, data_dir: Path) -> subprocess.Popen[str]:
+    env = {
+        **os.environ,
+        "PYTHONUNBUFFERED": "1",
+        "CHATCONNECT_SERVER__BUS": "redis",
+        "CHATCONNECT_SERVER__REDIS_URL": redis_url(),
+        "CHATCONNECT_SERVER__INSTANCE_ID": f"gw{index}",
+        "CHATCONNECT_USERS__TEST_NUMBERS_CODE": DEV_TEST_CODE,
+        "CHATCONNECT_ROUTER__SENDS_PER_SECOND": "1000",
+    }
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "chatconnect.cli",
+            "serve",
+            *SERVICES,
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--data-dir",
+            str(data_dir),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+
+
+def _wait_ready(process: subprocess.Popen[str]) -> None:
+    assert process.stdout is not None
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if "clients connect to" in line:
+            return
+        if not line and process.poll() is not None:
+            break
+    raise AssertionError(f"gateway did not start (exit {process.poll()})")
+
+
+@pytest.fixture
+def gateways(tmp_path: Path) -> Iterator[list[tuple[str, subprocess.Popen[str]]]]:
+    started = []
+    try:
+        for index in (1, 2, 3):
+            port = _free_port()
+            process = _start(index, port, tmp_path / "shared")
+            _wait_ready(process)
+            started.append((f"127.0.0.1:{port}", process))
+        yield started
+    finally:
+        for _, process in started:
+            if process.poll() is None:
+                process.send_signal(signal.SIGINT)
+        for _, process in started:
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+async def test_device_on_gateway_one_reaches_device_on_gateway_three(gateways) -> None:
+    (gw1, _), _, (gw3, _) = gateways
+    alice = await register_account(gw1, fictional_number(), code=DEV_TEST_CODE)
+    bob = await register_account(gw3, fictional_number(), code=DEV_TEST_CODE)
+    async with ChatClient(gw1, alice) as a, ChatClient(gw3, bob) as b:
+        await b.wait_drained()
+        await a.send_text(bob.user_id, "across gateways")
+        assert (await b.receive_message(timeout=5)).text == "across gateways"
+
+
+async def test_gateway_killed_mid_traffic_loses_and_duplicates_nothing(gateways) -> None:
+    (gw1, _), (gw2, _), (gw3, gw3_process) = gateways
+    alice = await register_account(gw1, fictional_number(), code=DEV_TEST_CODE)
+    bob = await register_account(gw3, fictional_number(), code=DEV_TEST_CODE)
+    # Bob's client knows two gateways: it talks to gateway 3 and fails over to gateway 2.
+    failover_target = f"ipv4:{gw3},{gw2}"
+    total = 60
+    async with ChatClient(gw1, alice) as a, ChatClient(failover_target, bob) as b:
+        await b.wait_drained()
+        sent = []
+        for i in range(total):
+            if i == total // 3:
+                gw3_process.send_signal(signal.SIGKILL)
+                gw3_process.wait(timeout=10)
+            result = await a.send_text(bob.user_id, f"n{i}")
+            sent.append(result.server_message_id)
+        texts = [(await b.receive_message(timeout=20)).text for _ in range(total)]
+        assert texts == [f"n{i}" for i in range(total)]
+        with pytest.raises(TimeoutError):
+            await b.receive_message(timeout=0.5)
+        assert len(set(sent)) == total
+        assert b.connections >= 2
