@@ -6,10 +6,11 @@ INSTALLED := $(VENV)/.installed
 GENERATED := services/chatconnect/.generated
 PROTOS := $(shell find protos -name '*.proto')
 
-.PHONY: help up demo test install gen lint typecheck protos-check pytest testenv clean
+.PHONY: help up up-scylla demo test install gen lint typecheck protos-check pytest testenv clean
 
 help:
 	@echo "make up      - install, generate stubs, run every service in one process"
+	@echo "make up-scylla - the same on ScyllaDB (Cassandra) + Redis started by tools/testenv"
 	@echo "make demo    - run the demo against a running 'make up' (another shell)"
 	@echo "make test    - install, start test servers, lint, type-check, check contracts, run the suite"
 
@@ -35,6 +36,10 @@ gen: $(GENERATED)
 
 up: $(GENERATED)
 	$(VENV)/bin/chatconnect up
+
+# The distributed mode on this machine: the test servers' Redis and Cassandra.
+up-scylla: $(GENERATED) testenv
+	CHATCONNECT_SERVER__REDIS_URL=redis://127.0.0.1:6390/0 $(VENV)/bin/chatconnect up --store scylla
 
 demo: $(GENERATED)
 	$(VENV)/bin/chatconnect demo

@@ -8,6 +8,7 @@ changed per test with `@pytest.mark.settings(section={"key": value})`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -23,6 +24,10 @@ from chatconnect.client import Account, ChatClient, link_device, register_accoun
 from chatconnect.runtime import logging as runtime_logging
 from chatconnect.runtime.server import serve
 from chatconnect.runtime.settings import Settings, load_settings
+from chatconnect.storage.cql_config import ScyllaConfig
+from tests.servers import redis_url
+
+pytest_plugins = ["tests.scylla", "tests.devices.backends"]
 
 _numbers = itertools.count(random.randint(0, 10_000))
 
@@ -62,22 +67,37 @@ class Server:
         return grpc.aio.insecure_channel(self.target)
 
 
-@pytest.fixture
-async def server(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Server]:
-    """The whole system, embedded, on a free loopback port."""
+def distributed_overrides(config: ScyllaConfig, redis: str) -> dict[str, dict[str, Any]]:
+    """Settings that put a server on the test ScyllaDB keyspace and a Redis."""
+    return {
+        "server": {"store": "scylla", "bus": "redis", "redis_url": redis},
+        "scylla": {
+            "contact_points": config.contact_points,
+            "port": config.port,
+            "keyspace": config.keyspace,
+            "replication": config.replication,
+        },
+    }
+
+
+@contextlib.asynccontextmanager
+async def running_server(
+    data_dir: Path, *sections: dict[str, dict[str, Any]]
+) -> AsyncIterator[Server]:
+    """The whole system in this event loop, on a free loopback port; `sections` override
+    settings, later ones winning."""
     overrides: dict[str, dict[str, Any]] = {
         "server": {
             "listen": "127.0.0.1:0",
-            "data_dir": str(tmp_path / "data"),
+            "data_dir": str(data_dir),
             "drain_seconds": 0.5,
             "sqlite_synchronous": "NORMAL",
         },
         "users": {"test_numbers_code": DEV_TEST_CODE},
         "logging": {"level": "warning"},
     }
-    marker = request.node.get_closest_marker("settings")
-    if marker is not None:
-        for section, values in marker.kwargs.items():
+    for extra in sections:
+        for section, values in extra.items():
             overrides.setdefault(section, {}).update(values)
     settings = load_settings(None, env={}, overrides=overrides)
     ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()
@@ -93,9 +113,33 @@ async def server(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
     done, _ = await asyncio.wait({ready, task}, return_when=asyncio.FIRST_COMPLETED)
     if task in done:
         task.result()
-    yield Server(ready.result(), settings)
-    stop.set()
-    await asyncio.wait_for(task, 10)
+    try:
+        yield Server(ready.result(), settings)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+
+
+def _marked(request: pytest.FixtureRequest) -> dict[str, dict[str, Any]]:
+    marker = request.node.get_closest_marker("settings")
+    return dict(marker.kwargs) if marker is not None else {}
+
+
+@pytest.fixture
+async def server(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Server]:
+    """The whole system, embedded, on a free loopback port."""
+    async with running_server(tmp_path / "data", _marked(request)) as running:
+        yield running
+
+
+@pytest.fixture
+async def scylla_server(
+    request: pytest.FixtureRequest, tmp_path: Path, scylla_keyspace: ScyllaConfig
+) -> AsyncIterator[Server]:
+    """The whole system on the test ScyllaDB keyspace and the test Redis."""
+    distributed = distributed_overrides(scylla_keyspace, redis_url())
+    async with running_server(tmp_path / "data", distributed, _marked(request)) as running:
+        yield running
 
 
 @pytest.fixture

@@ -5,7 +5,14 @@ A test that needs a server and cannot find it fails with what to do: it is never
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -36,3 +43,76 @@ def redis_url() -> str:
 def cassandra_contact() -> str:
     """host:port of the test Cassandra."""
     return _setting("CHATCONNECT_TEST_CASSANDRA")
+
+
+class PrivateRedis:
+    """A Redis of one test's own (the binary `tools/testenv` installed), without
+    persistence: killed and started again, it comes back empty, as after losing its state."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = int(probe.getsockname()[1])
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        """Starts it (empty) and waits until it answers PING."""
+        binary = shutil.which("redis-server")
+        if binary is None:
+            pytest.fail("redis-server is not installed: run `tools/testenv up`")
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._process = subprocess.Popen(
+            [
+                binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.directory),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as conn:
+                    conn.sendall(b"PING\r\n")
+                    if conn.recv(16).startswith(b"+PONG"):
+                        return
+            except OSError:
+                time.sleep(0.05)
+        pytest.fail(f"private redis on port {self.port} did not start")
+
+    def kill(self) -> None:
+        """SIGKILL: whatever it held is gone."""
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait(timeout=10)
+            self._process = None
+
+
+@contextlib.contextmanager
+def private_redis(directory: Path) -> Iterator[PrivateRedis]:
+    """A started PrivateRedis, killed at the end."""
+    redis = PrivateRedis(directory)
+    redis.start()
+    try:
+        yield redis
+    finally:
+        redis.kill()
+
+
+TESTENV = Path(__file__).resolve().parent.parent / "tools" / "testenv"
+
+
+def run_testenv(*args: str) -> None:
+    """Runs `tools/testenv` (to stop or start a test server in a fault test)."""
+    subprocess.run([sys.executable, str(TESTENV), *args], check=True, timeout=300)

@@ -1,6 +1,7 @@
 """Several gateway processes on one machine, joined by the Redis bus.
 
-Three `chatconnect serve` processes share one durable store and one Redis. A device on
+Three `chatconnect serve` processes share one durable store (the embedded database in one
+shared directory, or the test ScyllaDB keyspace) and one Redis. A device on
 gateway 1 messages a device on gateway 3 through the bus; gateway 3 is killed with SIGKILL
 mid-traffic, its device reconnects to another gateway, and nothing acknowledged is lost or
 duplicated.
@@ -21,6 +22,7 @@ import pytest
 
 from chatconnect.cli import DEV_TEST_CODE
 from chatconnect.client import ChatClient, register_account
+from chatconnect.storage.cql_config import ScyllaConfig
 from tests.conftest import fictional_number
 from tests.servers import redis_url
 
@@ -33,8 +35,9 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _start(index: int, port: int, data_dir: Path) -> subprocess.Popen[str]:
+def _start(index: int, port: int, data_dir: Path, store: dict[str, str]) -> subprocess.Popen[str]:
     env = {
+        **store,
         **os.environ,
         "PYTHONUNBUFFERED": "1",
         "CHATCONNECT_SERVER__BUS": "redis",
@@ -42,6 +45,7 @@ def _start(index: int, port: int, data_dir: Path) -> subprocess.Popen[str]:
         "CHATCONNECT_SERVER__INSTANCE_ID": f"gw{index}",
         "CHATCONNECT_USERS__TEST_NUMBERS_CODE": DEV_TEST_CODE,
         "CHATCONNECT_ROUTER__SENDS_PER_SECOND": "1000",
+        "CHATCONNECT_SERVER__ROUTE_HEARTBEAT_SECONDS": "1",
     }
     return subprocess.Popen(
         [
@@ -74,13 +78,30 @@ def _wait_ready(process: subprocess.Popen[str]) -> None:
     raise AssertionError(f"gateway did not start (exit {process.poll()})")
 
 
-@pytest.fixture
-def gateways(tmp_path: Path) -> Iterator[list[tuple[str, subprocess.Popen[str]]]]:
+def _store_environment(request: pytest.FixtureRequest) -> dict[str, str]:
+    if request.param == "embedded":
+        return {}
+    config: ScyllaConfig = request.getfixturevalue("scylla_keyspace")
+    return {
+        "CHATCONNECT_SERVER__STORE": "scylla",
+        "CHATCONNECT_SCYLLA__CONTACT_POINTS": config.contact_points,
+        "CHATCONNECT_SCYLLA__PORT": str(config.port),
+        "CHATCONNECT_SCYLLA__KEYSPACE": config.keyspace,
+    }
+
+
+@pytest.fixture(params=["embedded", "scylla"])
+def gateways(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[list[tuple[str, subprocess.Popen[str]]]]:
+    """Three gateways on the store named by the param."""
+    store = _store_environment(request)
     started = []
     try:
         for index in (1, 2, 3):
             port = _free_port()
-            process = _start(index, port, tmp_path / "shared")
+            # The shared directory also holds the token signing key all three use.
+            process = _start(index, port, tmp_path / "shared", store)
             _wait_ready(process)
             started.append((f"127.0.0.1:{port}", process))
         yield started

@@ -34,6 +34,11 @@ def _parser() -> argparse.ArgumentParser:
         command.add_argument("--config", type=Path, help="TOML settings file")
         command.add_argument("--listen", help="host:port to listen on (server.listen)")
         command.add_argument("--data-dir", type=Path, help="data directory (server.data_dir)")
+        command.add_argument(
+            "--store",
+            choices=("embedded", "scylla"),
+            help="embedded (SQLite) or scylla (ScyllaDB + Redis; sets server.bus=redis)",
+        )
 
     up = commands.add_parser(
         "up",
@@ -61,6 +66,16 @@ def _parser() -> argparse.ArgumentParser:
         help="verification code the target accepts for test numbers",
     )
     commands.add_parser("config", help="print every setting with its default")
+    migrate = commands.add_parser(
+        "migrate",
+        help="create or upgrade the ScyllaDB keyspace (run before starting new servers)",
+        description="Creates the keyspace named by scylla.keyspace (replication from "
+        "scylla.replication) and applies every pending schema migration. Safe to rerun.",
+    )
+    migrate.add_argument("--config", type=Path, help="TOML settings file")
+    migrate.add_argument(
+        "--replication", help="replicas per datacenter, e.g. eu:3,us:3 (scylla.replication)"
+    )
     return parser
 
 
@@ -70,7 +85,17 @@ def _settings(args: argparse.Namespace, *, development: bool) -> Settings:
         overrides["server"]["listen"] = args.listen
     if args.data_dir:
         overrides["server"]["data_dir"] = str(args.data_dir)
-    profile = {"users": {"test_numbers_code": DEV_TEST_CODE}} if development else None
+    if args.store:
+        overrides["server"]["store"] = args.store
+        if args.store == "scylla":
+            overrides["server"]["bus"] = "redis"
+    profile: dict[str, dict[str, Any]] | None = None
+    if development:
+        # A laptop runs one node: one replica is all its keyspace can have.
+        profile = {
+            "users": {"test_numbers_code": DEV_TEST_CODE},
+            "scylla": {"replication": "datacenter1:1"},
+        }
     return load_settings(args.config, overrides=overrides, profile=profile)
 
 
@@ -92,12 +117,24 @@ def _serve(args: argparse.Namespace, services: tuple[str, ...], *, development: 
         return 2
     runtime_logging.configure(settings.logging.level, settings.logging.format)
     telemetry.configure(settings.telemetry)
+    if development and settings.server.store == "scylla":
+        # `up` is for one machine: bring the keyspace up to date first; `serve` only checks.
+        code = _migrate(settings)
+        if code:
+            return code
 
     def ready(address: str) -> None:
         print(f"ChatConnect {__version__} is up.", flush=True)
         print(f"  clients connect to:  {address}", flush=True)
         print(f"  services:            {', '.join(services)}", flush=True)
-        print(f"  data directory:      {settings.server.data_dir.resolve()}", flush=True)
+        if settings.server.store == "scylla":
+            print(
+                f"  store:               ScyllaDB {settings.scylla.contact_points} "
+                f"keyspace {settings.scylla.keyspace}, Redis {settings.server.redis_url}",
+                flush=True,
+            )
+        else:
+            print(f"  data directory:      {settings.server.data_dir.resolve()}", flush=True)
         if development:
             print(
                 f"  test numbers:        +1 NXX 555-01XX register with code "
@@ -108,6 +145,26 @@ def _serve(args: argparse.Namespace, services: tuple[str, ...], *, development: 
         print("Stop with Ctrl-C (open connections are drained first).", flush=True)
 
     _run(serve(settings, services, on_ready=ready), settings.server.event_loop)
+    return 0
+
+
+def _migrate(settings: Settings) -> int:
+    from chatconnect.runtime.errors import StoreUnavailable
+    from chatconnect.storage.cql_migrate import SchemaOutOfDate, migrate
+
+    def progress(message: str) -> None:
+        print(f"migrate: {message}", flush=True)
+
+    config = settings.scylla
+    progress(f"connecting to {config.contact_points}:{config.port} (datacenter {config.local_dc})")
+    try:
+        version = asyncio.run(
+            migrate(config, timeout=settings.server.store_timeout_seconds, progress=progress)
+        )
+    except (StoreUnavailable, SchemaOutOfDate) as exc:
+        print(f"chatconnect migrate: {exc}", file=sys.stderr)
+        return 1
+    progress(f"keyspace {config.keyspace} is at schema version {version}")
     return 0
 
 
@@ -137,6 +194,14 @@ def main(argv: list[str] | None = None) -> int:
         from chatconnect.demo import run_demo
 
         return int(asyncio.run(run_demo(args.target, code=args.code)))
+    if args.command == "migrate":
+        overrides = {"scylla": {"replication": args.replication}} if args.replication else None
+        try:
+            settings = load_settings(args.config, overrides=overrides)
+        except ConfigError as exc:
+            print(f"chatconnect: configuration error: {exc}", file=sys.stderr)
+            return 2
+        return _migrate(settings)
     if args.command == "config":
         print("| key | environment variable | default | meaning |")
         print("|---|---|---|---|")

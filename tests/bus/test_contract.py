@@ -10,7 +10,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from chatconnect.bus.inprocess import InProcessBus, InProcessRateLimiter
-from chatconnect.bus.ports import Bus, DeviceRevoked, InboxChanged, RateLimiter
+from chatconnect.bus.ports import Bus, DeviceRevoked, InboxChanged, RateLimiter, Resync
 from chatconnect.bus.redis import RedisBus, RedisRateLimiter, route_key
 from chatconnect.model import DeviceAddress
 from tests.servers import redis_url
@@ -136,10 +136,15 @@ async def test_redis_routes_expire_with_their_holder_and_come_back_after_a_flush
     # Redis loses its state: no route, so no push ...
     await redis_client.delete(route_key(namespace, ALICE))
     await publisher.publish([InboxChanged(ALICE, 1)])
-    # ... until the holder's heartbeat writes its routes again.
+    # ... until the holder's heartbeat writes its routes again, and, having found the route
+    # gone, tells the device to re-read what it may have missed (event 1).
     await holder.renew_routes()
     await publisher.publish([InboxChanged(ALICE, 2)])
-    assert await _take(subscription, 1) == [InboxChanged(ALICE, 2)]
+    assert await _take(subscription, 2) == [Resync(ALICE), InboxChanged(ALICE, 2)]
+    # A heartbeat that finds the route in place changes nothing.
+    await holder.renew_routes()
+    await publisher.publish([InboxChanged(ALICE, 3)])
+    assert await _take(subscription, 1) == [InboxChanged(ALICE, 3)]
     await subscription.close()
     assert await redis_client.get(route_key(namespace, ALICE)) is None
     await holder.close()

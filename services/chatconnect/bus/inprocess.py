@@ -84,9 +84,13 @@ class InProcessBus(Bus):
 
     def resync_all(self) -> None:
         """Tells every subscriber to re-read the store (events may have been lost)."""
-        for subscribers in list(self._subscribers.values()):
-            for subscription in tuple(subscribers):
-                subscription.offer(Resync(subscription.device))
+        self.resync(list(self._subscribers))
+
+    def resync(self, devices: Sequence[DeviceAddress]) -> None:
+        """Tells the subscribers of `devices` to re-read the store."""
+        for device in devices:
+            for subscription in tuple(self._subscribers.get(device, ())):
+                subscription.offer(Resync(device))
 
     def _remove(self, subscription: _QueueSubscription) -> None:
         subscribers = self._subscribers.get(subscription.device)

@@ -233,11 +233,21 @@ class RedisBus(Bus):
                 async with self._client.pipeline(transaction=False) as pipe:
                     for device in devices:
                         pipe.set(
-                            route_key(self._namespace, device), self.instance_id, px=self._ttl_ms
+                            route_key(self._namespace, device),
+                            self.instance_id,
+                            px=self._ttl_ms,
+                            get=True,
                         )
-                    await pipe.execute()
+                    previous = await pipe.execute()
         except RedisError as exc:
             log.warning("route heartbeat failed", error=str(exc))
+            return
+        # A route that was gone (Redis restarted empty, or it expired while Redis was away)
+        # means pushes to that device were skipped: it re-reads its inbox.
+        lost = [d for d, old in zip(devices, previous, strict=True) if old is None]
+        if lost:
+            log.info("routes rebuilt after loss", devices=len(lost))
+            self._local.resync(lost)
 
 
 class RedisRateLimiter(RateLimiter):

@@ -3,7 +3,9 @@
 Sends are kept until the server answers `sent`, and are written again, in their original
 order, after every reconnect; the server deduplicates them by client message id. Received
 envelopes are acknowledged in batches once queued for the application, and a redelivered
-envelope (same or lower inbox sequence) is acknowledged again but not handed over twice.
+envelope (an inbox sequence already handed over) is acknowledged again but not handed over
+twice. Envelopes may arrive below the highest sequence seen: in the distributed mode a send
+that committed late is delivered late, and is new.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import grpc
+from google.rpc import error_details_pb2
 from nacl.exceptions import CryptoError
 
 from chatconnect.client.account import RPC_TIMEOUT, Account
@@ -55,6 +58,10 @@ class Received:
         return (self.plaintext or b"").decode()
 
 
+_HANDED_OVER_MEMORY = 10_000
+"""Recent sequences remembered for deduplication: far more than any delivery window."""
+
+
 @dataclass
 class _DeviceKey:
     registration_id: int
@@ -87,9 +94,13 @@ class ChatClient:
         self._closing = False
         self._runner: asyncio.Task[None] | None = None
         self._acker: asyncio.Task[None] | None = None
+        self._retries: set[asyncio.Task[None]] = set()
         self.fatal: ChatError | None = None
         self.connections = 0
         self.last_sequence = 0
+        # Sequences handed over, newest last; redeliveries come from the unacknowledged
+        # window, so remembering a bounded number of recent ones is enough.
+        self._handed_over: OrderedDict[int, None] = OrderedDict()
         self.go_away_reasons: list[str] = []
         self.last_error: BaseException | None = None
 
@@ -112,7 +123,7 @@ class ChatClient:
     async def close(self) -> None:
         """Closes the stream and the channel."""
         self._closing = True
-        for task in (self._runner, self._acker):
+        for task in (self._runner, self._acker, *self._retries):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -210,7 +221,9 @@ class ChatClient:
                 self._settle(frame.sent.client_message_id, result=frame.sent)
             elif kind == "send_failed":
                 error = ChatError.from_frame(frame.send_failed.error)
-                if error.code != grpc.StatusCode.UNAVAILABLE:  # retried after reconnect
+                if error.code == grpc.StatusCode.UNAVAILABLE:
+                    self._retry_later(frame.send_failed.client_message_id, error)
+                else:
                     self._settle(frame.send_failed.client_message_id, error=error)
             elif kind == "drained":
                 self._drained.set()
@@ -243,9 +256,12 @@ class ChatClient:
 
     async def _on_envelope(self, envelope: common_pb2.Envelope) -> None:
         self._queue_ack(envelope.server_message_id)
-        if envelope.sequence <= self.last_sequence:
+        if envelope.sequence in self._handed_over:
             return  # redelivered after a lost acknowledgement: already handed over
-        self.last_sequence = envelope.sequence
+        self._handed_over[envelope.sequence] = None
+        if len(self._handed_over) > _HANDED_OVER_MEMORY:
+            self._handed_over.popitem(last=False)
+        self.last_sequence = max(self.last_sequence, envelope.sequence)
         plaintext = None
         undecryptable = False
         if envelope.type in (
@@ -305,6 +321,21 @@ class ChatClient:
         else:
             future = entry[1]
         return await asyncio.wait_for(asyncio.shield(future), timeout)
+
+    def _retry_later(self, cmid: str, error: ChatError) -> None:
+        """Sends `cmid` again after the server's retry hint (with jitter); the server
+        recognises the repeat by its client message id."""
+        hint = error.detail(error_details_pb2.RetryInfo)
+        delay = hint.retry_delay.ToTimedelta().total_seconds() if hint is not None else 1.0
+        task = asyncio.create_task(self._resend_after(cmid, delay * (0.5 + random.random())))
+        self._retries.add(task)
+        task.add_done_callback(self._retries.discard)
+
+    async def _resend_after(self, cmid: str, delay: float) -> None:
+        await asyncio.sleep(delay)
+        entry = self._pending.get(cmid)
+        if entry is not None and not entry[1].done():
+            await self._write(gw.ConnectRequest(send=entry[0]))
 
     def _settle(
         self,

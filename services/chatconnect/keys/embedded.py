@@ -48,6 +48,12 @@ class SqliteKeyStore(KeyStore):
     async def take_bundles(self, user_id: str, device_ids: Sequence[int]) -> list[PreKeyBundle]:
         bundles: list[PreKeyBundle] = []
         async with self._db.write("take_bundles") as tx:
+            if not device_ids:
+                rows = await tx.fetchall(
+                    "SELECT device_id FROM devices WHERE user_id = ? ORDER BY device_id",
+                    (user_id,),
+                )
+                device_ids = [int(r["device_id"]) for r in rows]
             for device_id in device_ids:
                 row = await tx.fetchone(
                     "SELECT d.registration_id, a.identity_key, s.key_id, s.public_key, "

@@ -3,128 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from chatconnect.model import (
-    Conversation,
-    DeviceAddress,
-    DeviceKind,
-    DeviceSummary,
-    Envelope,
-    EnvelopeType,
-    InboxGap,
-    InboxItem,
-    Notice,
-    NoticeType,
-    Receipt,
-    ReceiptType,
-)
+from chatconnect.model import DeviceAddress, Envelope, InboxGap, InboxItem
 from chatconnect.router.domain.models import Delivery, PendingSend, SendResult
-from chatconnect.router.ports import MessageStore
-from chatconnect.storage.sqlite import Database, Row, Transaction
+from chatconnect.router.ports import ExpirySweeper, MessageStore
+from chatconnect.router.records import envelope_from_row, inbox_row, merge, parse_gap_id, runs
+from chatconnect.storage.sqlite import Database, Transaction
 
 
-def _extra(envelope: Envelope) -> str | None:
-    """Receipts and notices, as JSON (they are small and read only by clients)."""
-    if envelope.receipt is not None:
-        r = envelope.receipt
-        return json.dumps(
-            {
-                "receipt": [
-                    int(r.type),
-                    r.by.user_id,
-                    r.by.device_id,
-                    list(r.server_message_ids),
-                    r.at,
-                ]
-            }
-        )
-    if envelope.notice is not None:
-        n = envelope.notice
-        return json.dumps(
-            {
-                "notice": [
-                    int(n.type),
-                    n.subject_user_id,
-                    [
-                        [d.device_id, d.registration_id, int(d.kind), d.created_at]
-                        for d in n.devices
-                    ],
-                ]
-            }
-        )
-    return None
-
-
-def _from_extra(text: str | None) -> dict[str, Any]:
-    if not text:
-        return {}
-    data: dict[str, Any] = json.loads(text)
-    out: dict[str, Any] = {}
-    if "receipt" in data:
-        kind, user, device, ids, at = data["receipt"]
-        out["receipt"] = Receipt(ReceiptType(kind), DeviceAddress(user, device), tuple(ids), at)
-    if "notice" in data:
-        kind, subject, devices = data["notice"]
-        out["notice"] = Notice(
-            NoticeType(kind),
-            subject,
-            tuple(DeviceSummary(d[0], d[1], DeviceKind(d[2]), d[3]) for d in devices),
-        )
-    return out
-
-
-def _envelope(row: Row) -> Envelope:
-    sender = (
-        DeviceAddress(row["sender_user_id"], row["sender_device_id"])
-        if row["sender_user_id"] is not None
-        else None
-    )
-    return Envelope(
-        server_message_id=row["server_message_id"],
-        sequence=row["sequence"],
-        type=EnvelopeType(row["type"]),
-        sender=sender,
-        client_message_id=row["client_message_id"],
-        destination=Conversation(row["destination_user_id"], row["destination_group_id"]),
-        content=row["content"],
-        server_time=row["server_time"],
-        expire_time=row["expires_at"],
-        urgent=bool(row["urgent"]),
-        **_from_extra(row["extra"]),
-    )
-
-
-def _parse_gap_id(gap_id: str) -> tuple[int, int] | None:
-    parts = gap_id.split(":")
-    if len(parts) != 3 or parts[0] != "gap":
-        return None
-    try:
-        return int(parts[1]), int(parts[2])
-    except ValueError:
-        return None
-
-
-def _runs(sequences: list[int]) -> list[tuple[int, int]]:
-    """Consecutive runs of sorted sequences, as (first, last) pairs."""
-    return _merge([(seq, seq) for seq in sequences])
-
-
-def _merge(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    """Ranges joined where they touch or overlap, in order."""
-    merged: list[tuple[int, int]] = []
-    for first, last in sorted(ranges):
-        if merged and first <= merged[-1][1] + 1:
-            merged[-1] = (merged[-1][0], max(merged[-1][1], last))
-        else:
-            merged.append((first, last))
-    return merged
-
-
-class SqliteMessageStore(MessageStore):
+class SqliteMessageStore(MessageStore, ExpirySweeper):
     """Sends and inboxes in the embedded database."""
 
     def __init__(self, db: Database) -> None:
@@ -178,26 +68,9 @@ class SqliteMessageStore(MessageStore):
         )
         assert head is not None
         envelope = dataclasses.replace(delivery.envelope, sequence=int(head["last_sequence"]))
-        sender = envelope.sender
         await tx.execute(
             "INSERT INTO inbox VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                recipient.user_id,
-                recipient.device_id,
-                envelope.sequence,
-                envelope.server_message_id,
-                int(envelope.type),
-                sender.user_id if sender else None,
-                sender.device_id if sender else None,
-                envelope.client_message_id,
-                envelope.destination.user_id,
-                envelope.destination.group_id,
-                envelope.content,
-                envelope.server_time,
-                envelope.expire_time,
-                int(envelope.urgent),
-                _extra(envelope),
-            ),
+            inbox_row(recipient, envelope),
         )
         return Delivery(recipient, envelope)
 
@@ -221,13 +94,13 @@ class SqliteMessageStore(MessageStore):
             "device_id = ? AND last_sequence > ? ORDER BY first_sequence LIMIT ?",
             params,
         )
-        items: list[InboxItem] = [_envelope(r) for r in rows]
+        items: list[InboxItem] = [envelope_from_row(r) for r in rows]
         items.extend(InboxGap(g["first_sequence"], g["last_sequence"]) for g in gaps)
         items.sort(key=lambda i: i.sequence if isinstance(i, Envelope) else i.first_sequence)
         return items[:limit]
 
     async def acknowledge(self, device: DeviceAddress, ids: Sequence[str]) -> list[Envelope]:
-        gap_ids = [g for g in map(_parse_gap_id, ids) if g is not None]
+        gap_ids = [g for g in map(parse_gap_id, ids) if g is not None]
         message_ids = [i for i in ids if not i.startswith("gap:")]
         removed: list[Envelope] = []
         async with self._db.write("acknowledge") as tx:
@@ -238,7 +111,7 @@ class SqliteMessageStore(MessageStore):
                     f"server_message_id IN ({marks}) RETURNING *",
                     (device.user_id, device.device_id, *message_ids),
                 )
-                removed = [_envelope(r) for r in rows]
+                removed = [envelope_from_row(r) for r in rows]
             for first, last in gap_ids:
                 key = (device.user_id, device.device_id, first)
                 await tx.execute(
@@ -279,7 +152,7 @@ class SqliteMessageStore(MessageStore):
         ranges = [(g["first_sequence"], g["last_sequence"]) for g in existing]
         await tx.executemany(
             "INSERT INTO inbox_gaps VALUES (?, ?, ?, ?)",
-            [(*key, first, last) for first, last in _merge(ranges + runs)],
+            [(*key, first, last) for first, last in merge(ranges + runs)],
         )
 
     async def _expire(self, now: float, *, device: DeviceAddress | None, limit: int | None) -> int:
@@ -302,5 +175,5 @@ class SqliteMessageStore(MessageStore):
             for row in rows:
                 by_inbox[(row["user_id"], row["device_id"])].append(row["sequence"])
             for (user, dev), seqs in by_inbox.items():
-                await self._add_gaps(tx, user, dev, _runs(seqs))
+                await self._add_gaps(tx, user, dev, runs(seqs))
         return len(rows)

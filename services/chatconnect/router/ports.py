@@ -18,6 +18,9 @@ class MessageStore(abc.ABC):
       inbox's rows are gone;
     * `read` returns items in sequence order; an envelope whose retention passed is never
       returned, and is reported as a gap until acknowledged.
+
+    Sequences may skip numbers (a distributed store may draw some for a retry it then
+    recognises as a duplicate); clients rely on order and uniqueness, never on contiguity.
     """
 
     @abc.abstractmethod
@@ -28,8 +31,10 @@ class MessageStore(abc.ABC):
     async def commit(self, send: PendingSend) -> tuple[SendResult, list[Delivery]]:
         """Writes every delivery with a fresh sequence and records the send.
 
-        If the sender already sent this client message id, writes nothing and returns the
-        original result (duplicate=True) and no deliveries.
+        If the sender already sent this client message id, returns the original result
+        (duplicate=True) and writes nothing new: no deliveries if the original commit had
+        finished; if it may not have (it failed or is still running), the original's writes
+        are completed, identically, and those deliveries are returned so they get pushed.
         """
 
     @abc.abstractmethod
@@ -42,6 +47,11 @@ class MessageStore(abc.ABC):
     async def acknowledge(self, device: DeviceAddress, ids: Sequence[str]) -> list[Envelope]:
         """Removes acknowledged envelopes (by server message id) and gaps (by gap id);
         returns the envelopes that were removed now. Unknown ids are ignored."""
+
+
+class ExpirySweeper(abc.ABC):
+    """A store that must be told to enforce retention (the embedded one; the ScyllaDB
+    store's rows carry TTLs)."""
 
     @abc.abstractmethod
     async def sweep(self, now: float, *, limit: int) -> int:

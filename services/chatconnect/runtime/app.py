@@ -22,30 +22,27 @@ from chatconnect.bus.inprocess import InProcessBus, InProcessRateLimiter
 from chatconnect.bus.ports import Bus, RateLimiter
 from chatconnect.bus.redis import RedisBus, RedisRateLimiter
 from chatconnect.devices.domain.linking import DeviceService
-from chatconnect.devices.embedded import SqliteDeviceStore
 from chatconnect.devices.servicer import DevicesServicer
 from chatconnect.devices.v1 import devices_service_pb2, devices_service_pb2_grpc
 from chatconnect.gateway.servicer import GatewayServicer
 from chatconnect.gateway.v1 import gateway_service_pb2, gateway_service_pb2_grpc
 from chatconnect.keys.domain.directory import KeyDirectory
-from chatconnect.keys.embedded import SqliteKeyStore
 from chatconnect.keys.servicer import KeysServicer
 from chatconnect.keys.v1 import keys_service_pb2, keys_service_pb2_grpc
 from chatconnect.model import system_clock
 from chatconnect.router.domain.inbox import InboxService
 from chatconnect.router.domain.notices import NoticeService
 from chatconnect.router.domain.sending import Deliverer, SendService
-from chatconnect.router.embedded import SqliteMessageStore
+from chatconnect.router.ports import ExpirySweeper
 from chatconnect.router.servicer import RouterServicer
 from chatconnect.router.v1 import router_service_pb2, router_service_pb2_grpc
 from chatconnect.runtime.auth import Authenticator, TokenIssuer, load_or_create_signing_key
 from chatconnect.runtime.logging import get_logger
 from chatconnect.runtime.settings import Settings
-from chatconnect.storage.embedded_schema import MIGRATIONS
-from chatconnect.storage.sqlite import Database
+from chatconnect.runtime.stores import Stores, open_stores
 from chatconnect.users.domain.registration import RegistrationService
 from chatconnect.users.domain.sessions import SessionIssuer
-from chatconnect.users.embedded import LogVerificationProvider, SqliteAccountStore
+from chatconnect.users.embedded import LogVerificationProvider
 from chatconnect.users.servicer import UsersServicer
 from chatconnect.users.v1 import users_service_pb2, users_service_pb2_grpc
 
@@ -96,131 +93,135 @@ async def build(settings: Settings, services: tuple[str, ...]) -> AsyncIterator[
                 f"served: {', '.join(SERVED)}"
             )
         raise SystemExit(f"unknown service {unknown[0]!r}; choose from {', '.join(SERVED)}")
-    clock = system_clock
-    db = await Database.open(
-        settings.server.data_dir / "chatconnect.db",
-        migrations=MIGRATIONS,
-        synchronous=settings.server.sqlite_synchronous,
-        timeout=settings.server.store_timeout_seconds,
-    )
+    bus, limiter, redis_client = await _open_bus(settings)
     try:
-        bus, limiter, redis_client = await _open_bus(settings)
-        key = load_or_create_signing_key(settings.signing_key_path())
-        devices_store = SqliteDeviceStore(db)
-        accounts = SqliteAccountStore(db)
-        messages = SqliteMessageStore(db)
-        authenticator = Authenticator(key, issuer=settings.auth.issuer, sessions=devices_store)
-        sessions = SessionIssuer(
-            store=accounts,
-            tokens=TokenIssuer(
-                key, issuer=settings.auth.issuer, ttl_seconds=settings.auth.access_token_ttl_seconds
-            ),
-            refresh_ttl_seconds=settings.auth.refresh_token_ttl_seconds,
-            clock=clock,
-        )
-        deliverer = Deliverer(store=messages, bus=bus)
-        sending = SendService(
-            store=messages,
-            directory=devices_store,
-            deliverer=deliverer,
-            limiter=limiter,
-            config=settings.router,
-            clock=clock,
-        )
-        inbox = InboxService(
-            store=messages,
-            directory=devices_store,
-            deliverer=deliverer,
-            config=settings.router,
-            clock=clock,
-        )
-        notices = NoticeService(
-            directory=devices_store, deliverer=deliverer, config=settings.router, clock=clock
-        )
-        prekey_limit = settings.keys.max_prekeys_per_upload
-        gateway = GatewayServicer(
-            sending=sending,
-            inbox=inbox,
-            devices=devices_store,
-            bus=bus,
-            authenticator=authenticator,
-            config=settings.gateway,
-        )
-        # Servicers are cheap to build; only the requested ones are registered.
-        servicers: dict[str, tuple[object, ModuleType, ModuleType, str]] = {
-            "users": (
-                UsersServicer(
-                    registration=RegistrationService(
-                        store=accounts,
-                        provider=LogVerificationProvider(),
-                        sessions=sessions,
-                        limiter=limiter,
-                        bus=bus,
-                        config=settings.users,
-                        prekey_limit=prekey_limit,
-                        clock=clock,
-                    ),
-                    sessions=sessions,
-                ),
-                users_service_pb2,
-                users_service_pb2_grpc,
-                "UsersService",
-            ),
-            "devices": (
-                DevicesServicer(
-                    devices=DeviceService(
-                        store=devices_store,
-                        sessions=sessions,
-                        notices=notices,
-                        bus=bus,
-                        limiter=limiter,
-                        config=settings.devices,
-                        prekey_limit=prekey_limit,
-                        clock=clock,
-                    ),
-                    authenticator=authenticator,
-                ),
-                devices_service_pb2,
-                devices_service_pb2_grpc,
-                "DevicesService",
-            ),
-            "keys": (
-                KeysServicer(
-                    keys=KeyDirectory(
-                        store=SqliteKeyStore(db),
-                        directory=devices_store,
-                        limiter=limiter,
-                        config=settings.keys,
-                    ),
-                    authenticator=authenticator,
-                ),
-                keys_service_pb2,
-                keys_service_pb2_grpc,
-                "KeysService",
-            ),
-            "router": (
-                RouterServicer(sending=sending, inbox=inbox, authenticator=authenticator),
-                router_service_pb2,
-                router_service_pb2_grpc,
-                "RouterService",
-            ),
-            "gateway": (gateway, gateway_service_pb2, gateway_service_pb2_grpc, "GatewayService"),
-        }
-        app = App(
-            registrations=[_registration(name, *servicers[name]) for name in services],
-            gateway=gateway if "gateway" in services else None,
-        )
-        if "router" in services or "gateway" in services:
-            app.background.append(
-                lambda: _sweep_forever(messages, settings.router.expiry_sweep_seconds)
-            )
-        yield app
+        async with open_stores(settings, redis_client) as stores:
+            yield _wire(settings, services, stores, bus, limiter)
     finally:
         if isinstance(bus, RedisBus):
             await bus.close()
         if redis_client is not None:
             await redis_client.aclose()
-        await db.close()
+
+
+def _wire(
+    settings: Settings,
+    services: tuple[str, ...],
+    stores: Stores,
+    bus: Bus,
+    limiter: RateLimiter,
+) -> App:
+    """Builds the domain services and servicers over opened stores."""
+    clock = system_clock
+    key = load_or_create_signing_key(settings.signing_key_path())
+    devices_store = stores.devices
+    accounts = stores.accounts
+    messages = stores.messages
+    authenticator = Authenticator(key, issuer=settings.auth.issuer, sessions=devices_store)
+    sessions = SessionIssuer(
+        store=accounts,
+        tokens=TokenIssuer(
+            key, issuer=settings.auth.issuer, ttl_seconds=settings.auth.access_token_ttl_seconds
+        ),
+        refresh_ttl_seconds=settings.auth.refresh_token_ttl_seconds,
+        clock=clock,
+    )
+    deliverer = Deliverer(store=messages, bus=bus)
+    sending = SendService(
+        store=messages,
+        directory=devices_store,
+        deliverer=deliverer,
+        limiter=limiter,
+        config=settings.router,
+        clock=clock,
+    )
+    inbox = InboxService(
+        store=messages,
+        directory=devices_store,
+        deliverer=deliverer,
+        config=settings.router,
+        clock=clock,
+    )
+    notices = NoticeService(
+        directory=devices_store, deliverer=deliverer, config=settings.router, clock=clock
+    )
+    prekey_limit = settings.keys.max_prekeys_per_upload
+    gateway = GatewayServicer(
+        sending=sending,
+        inbox=inbox,
+        devices=devices_store,
+        bus=bus,
+        authenticator=authenticator,
+        config=settings.gateway,
+    )
+    # Servicers are cheap to build; only the requested ones are registered.
+    servicers: dict[str, tuple[object, ModuleType, ModuleType, str]] = {
+        "users": (
+            UsersServicer(
+                registration=RegistrationService(
+                    store=accounts,
+                    provider=LogVerificationProvider(),
+                    sessions=sessions,
+                    limiter=limiter,
+                    bus=bus,
+                    config=settings.users,
+                    prekey_limit=prekey_limit,
+                    clock=clock,
+                ),
+                sessions=sessions,
+            ),
+            users_service_pb2,
+            users_service_pb2_grpc,
+            "UsersService",
+        ),
+        "devices": (
+            DevicesServicer(
+                devices=DeviceService(
+                    store=devices_store,
+                    sessions=sessions,
+                    notices=notices,
+                    bus=bus,
+                    limiter=limiter,
+                    config=settings.devices,
+                    prekey_limit=prekey_limit,
+                    clock=clock,
+                ),
+                authenticator=authenticator,
+            ),
+            devices_service_pb2,
+            devices_service_pb2_grpc,
+            "DevicesService",
+        ),
+        "keys": (
+            KeysServicer(
+                keys=KeyDirectory(
+                    store=stores.keys,
+                    directory=devices_store,
+                    limiter=limiter,
+                    config=settings.keys,
+                ),
+                authenticator=authenticator,
+            ),
+            keys_service_pb2,
+            keys_service_pb2_grpc,
+            "KeysService",
+        ),
+        "router": (
+            RouterServicer(sending=sending, inbox=inbox, authenticator=authenticator),
+            router_service_pb2,
+            router_service_pb2_grpc,
+            "RouterService",
+        ),
+        "gateway": (gateway, gateway_service_pb2, gateway_service_pb2_grpc, "GatewayService"),
+    }
+    app = App(
+        registrations=[_registration(name, *servicers[name]) for name in services],
+        gateway=gateway if "gateway" in services else None,
+    )
+    sweeper = stores.sweeper
+    if sweeper is not None and ("router" in services or "gateway" in services):
+        app.background.append(lambda: _sweep_forever(sweeper, settings.router.expiry_sweep_seconds))
+    return app
 
 
 async def _open_bus(
@@ -239,13 +240,18 @@ async def _open_bus(
             f"cannot reach Redis at {settings.server.redis_url} (server.redis_url): {exc}"
         ) from None
     instance_id = settings.server.instance_id or uuid.uuid4().hex[:12]
-    bus = RedisBus(client, instance_id=instance_id)
+    bus = RedisBus(
+        client,
+        instance_id=instance_id,
+        heartbeat_seconds=settings.server.route_heartbeat_seconds,
+        route_ttl_seconds=settings.server.route_ttl_seconds,
+    )
     await bus.start()
     log.info("bus on redis", instance_id=instance_id)
     return bus, RedisRateLimiter(client), client
 
 
-async def _sweep_forever(store: SqliteMessageStore, interval: float) -> None:
+async def _sweep_forever(store: ExpirySweeper, interval: float) -> None:
     """Turns expired envelopes into gaps in the background."""
     while True:
         await asyncio.sleep(interval)

@@ -46,13 +46,22 @@ def limit_details(exc: errors.LimitExceeded) -> list[Message]:
     return [errordetails_pb2.LimitExceeded(setting=exc.setting, limit=exc.limit, actual=exc.actual)]
 
 
-def _retry_details(exc: errors.RateLimited) -> list[Message]:
+def _delay(seconds: float) -> duration_pb2.Duration:
     delay = duration_pb2.Duration()
-    delay.FromNanoseconds(int(exc.retry_after_seconds * 1e9))
+    delay.FromNanoseconds(int(seconds * 1e9))
+    return delay
+
+
+def _retry_details(exc: errors.RateLimited) -> list[Message]:
+    delay = _delay(exc.retry_after_seconds)
     return [
         errordetails_pb2.RateLimited(scope=exc.scope, retry_after=delay),
         error_details_pb2.RetryInfo(retry_delay=delay),
     ]
+
+
+def _store_retry_details(exc: errors.StoreUnavailable) -> list[Message]:
+    return [error_details_pb2.RetryInfo(retry_delay=_delay(exc.retry_after_seconds))]
 
 
 def _field_details(exc: errors.ChatConnectError) -> list[Message]:
@@ -78,7 +87,9 @@ COMMON_ERRORS: dict[type[errors.ChatConnectError], WireError] = {
     errors.RateLimited: WireError(
         grpc.StatusCode.RESOURCE_EXHAUSTED, "RATE_LIMITED", _retry_details
     ),
-    errors.StoreUnavailable: WireError(grpc.StatusCode.UNAVAILABLE, "STORE_UNAVAILABLE"),
+    errors.StoreUnavailable: WireError(
+        grpc.StatusCode.UNAVAILABLE, "STORE_UNAVAILABLE", _store_retry_details
+    ),
     errors.UserNotFound: WireError(grpc.StatusCode.NOT_FOUND, "USER_NOT_FOUND"),
     errors.NotServed: WireError(grpc.StatusCode.UNIMPLEMENTED, "NOT_SERVED_YET"),
     errors.DeviceNotFound: WireError(grpc.StatusCode.NOT_FOUND, "DEVICE_NOT_FOUND"),

@@ -68,6 +68,14 @@ class RateLimited(ChatConnectError):
 class StoreUnavailable(ChatConnectError):
     """The durable store did not answer; nothing was acknowledged, retrying is safe."""
 
+    RETRY_AFTER_SECONDS = 1.0
+    """The hint sent with UNAVAILABLE: a restarted node or a new coordinator is usually
+    back within a second, and clients add their own jitter and backoff."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = self.RETRY_AFTER_SECONDS
+
 
 class NotAuthenticated(ChatConnectError):
     """The request carries no valid device credential."""

@@ -21,6 +21,7 @@ from chatconnect.runtime.config import (
     read_file,
     setting,
 )
+from chatconnect.storage.cql_config import ScyllaConfig
 from chatconnect.users.config import UsersConfig
 
 
@@ -32,8 +33,9 @@ class ServerConfig:
     data_dir: Path = setting(Path("data"), "directory for the embedded database and secrets")
     store: str = setting(
         "embedded",
-        "where durable state lives: embedded (SQLite in data_dir)",
-        check=one_of("embedded"),
+        "where durable state lives: embedded (SQLite in data_dir) or scylla (ScyllaDB, "
+        "see [scylla]; needs server.bus=redis)",
+        check=one_of("embedded", "scylla"),
     )
     bus: str = setting(
         "inprocess",
@@ -42,6 +44,17 @@ class ServerConfig:
     )
     redis_url: str = setting(
         "redis://127.0.0.1:6379/0", "Redis for the bus and rate limits when server.bus=redis"
+    )
+    route_heartbeat_seconds: float = setting(
+        10.0,
+        "how often a process rewrites the Redis routes of its connected devices",
+        check=positive,
+    )
+    route_ttl_seconds: float = setting(
+        30.0,
+        "how long a route outlives its last heartbeat (a crashed process's devices are "
+        "unreachable by push for at most this long; they reconnect elsewhere)",
+        check=positive,
     )
     instance_id: str = setting(
         "", "this process's name on the bus; empty picks a random one at start"
@@ -125,6 +138,7 @@ class Settings:
     keys: KeysConfig
     router: RouterConfig
     gateway: GatewayConfig
+    scylla: ScyllaConfig
 
     def signing_key_path(self) -> Path:
         """The token signing key file in force."""
@@ -144,6 +158,7 @@ def _sections() -> dict[str, type[Any]]:
         "keys": KeysConfig,
         "router": RouterConfig,
         "gateway": GatewayConfig,
+        "scylla": ScyllaConfig,
     }
 
 

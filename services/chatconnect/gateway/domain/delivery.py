@@ -6,6 +6,11 @@ order: first the stored backlog, page by page, then `Drained`, then live envelop
 arrives in order and fits the window is sent straight from the bus event; anything else
 (a jump in sequence, a dropped event, a full window) makes the loop re-read the store,
 which is the truth.
+
+In the distributed mode two sends to one inbox may commit out of sequence order: number 10
+can become readable after 11 was delivered. Its event then arrives below the delivered mark;
+the loop re-reads from just below it and sends whatever it finds that this connection has
+not sent (acknowledged envelopes are already deleted, unacknowledged ones are in flight).
 """
 
 from __future__ import annotations
@@ -58,6 +63,7 @@ class DeliveryLoop:
         self._emit = emit
         self._signals: asyncio.Queue[BusEvent | _Acked] = asyncio.Queue()
         self._in_flight: set[str] = set()
+        self._late_after: int | None = None
         self.delivered_through = 0
 
     def acknowledged(self, ids: Sequence[str]) -> None:
@@ -83,6 +89,9 @@ class DeliveryLoop:
         must_read = True
         drained_sent = False
         while True:
+            if self._late_after is not None and self._room() > 0:
+                await self._deliver_late(self._late_after)
+                continue
             if must_read and self._room() > 0:
                 limit = min(self._page_size, self._room())
                 page = await self._inbox.page(
@@ -104,6 +113,7 @@ class DeliveryLoop:
                 must_read = True
             elif isinstance(signal, InboxChanged):
                 if signal.sequence <= self.delivered_through:
+                    self._note_late(signal)
                     continue
                 in_order = signal.sequence == self.delivered_through + 1
                 if (
@@ -117,6 +127,38 @@ class DeliveryLoop:
                 else:
                     must_read = True
 
+    def _note_late(self, signal: InboxChanged) -> None:
+        """An event at or below the delivered mark: a repeat, or a send that committed
+        after a higher sequence was delivered."""
+        if signal.envelope is not None and signal.envelope.server_message_id in self._in_flight:
+            return
+        after = signal.sequence - 1
+        self._late_after = after if self._late_after is None else min(self._late_after, after)
+
+    async def _deliver_late(self, after: int) -> None:
+        """Sends what is stored between `after` and the delivered mark that this connection
+        has not sent."""
+        self._late_after = None
+        limit = min(self._page_size, self._room()) + len(self._in_flight)
+        page = await self._inbox.page(self.device, after_sequence=after, limit=limit)
+        examined = after
+        for item in page.items:
+            first, last = (
+                (item.sequence, item.sequence)
+                if isinstance(item, Envelope)
+                else (item.first_sequence, item.last_sequence)
+            )
+            if first > self.delivered_through:
+                return
+            if self._room() <= 0:
+                self._late_after = examined  # the window is full: go on once acks free it
+                return
+            if _item_id(item) not in self._in_flight:
+                await self._send(item)
+            examined = last
+        if page.more:
+            self._late_after = examined
+
     async def _send(self, item: InboxItem) -> None:
         if isinstance(item, InboxGap):
             self._in_flight.add(item.gap_id)
@@ -125,3 +167,7 @@ class DeliveryLoop:
             self._in_flight.add(item.server_message_id)
             self.delivered_through = max(self.delivered_through, item.sequence)
         await self._emit(item)
+
+
+def _item_id(item: InboxItem) -> str:
+    return item.gap_id if isinstance(item, InboxGap) else item.server_message_id
