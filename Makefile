@@ -6,7 +6,7 @@ INSTALLED := $(VENV)/.installed
 GENERATED := services/chatconnect/.generated
 PROTOS := $(shell find protos -name '*.proto')
 
-.PHONY: help up up-scylla demo test install gen lint typecheck protos-check pytest testenv clean
+.PHONY: help up up-scylla demo test install gen lint typecheck protos-check pytest testenv kubeenv clean
 
 help:
 	@echo "make up      - install, generate stubs, run every service in one process"
@@ -50,13 +50,13 @@ protos-check:
 
 lint: $(GENERATED)
 	@echo "==> ruff"
-	$(VENV)/bin/ruff check services tests tools
+	$(VENV)/bin/ruff check services tests tools tools/testenv tools/kubeenv
 
 typecheck: $(GENERATED)
 	@echo "==> mypy --strict"
 	$(VENV)/bin/mypy
 
-pytest: $(GENERATED) testenv
+pytest: $(GENERATED) testenv kubeenv
 	@echo "==> pytest"
 	$(VENV)/bin/pytest
 
@@ -67,6 +67,13 @@ test: protos-check lint typecheck pytest
 testenv:
 	@echo "==> test servers (Redis, Cassandra)"
 	tools/testenv up
+
+# A real Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager, kubectl,
+# helm), built from the Go module proxy on first use (~6 min), seconds when cached;
+# see tools/kubeenv --help. `tools/kubeenv down` stops it.
+kubeenv:
+	@echo "==> Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager)"
+	tools/kubeenv up
 
 clean:
 	rm -rf $(VENV) data services/chatconnect/*/v1 $(GENERATED)
