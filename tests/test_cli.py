@@ -26,6 +26,33 @@ def _env() -> dict[str, str]:
     return {**os.environ, "PYTHONUNBUFFERED": "1"}
 
 
+def _banner(up: subprocess.Popen[str], *, timeout: float) -> str:
+    """What `up` printed until it said how to stop it."""
+    assert up.stdout is not None
+    banner = ""
+    deadline = time.monotonic() + timeout
+    while "Stop with Ctrl-C" not in banner and time.monotonic() < deadline:
+        line = up.stdout.readline()
+        if not line:
+            break
+        banner += line
+    return banner
+
+
+def _demo(address: str) -> subprocess.CompletedProcess[str]:
+    """Runs `chatconnect demo` against `address` and checks that every check passed."""
+    demo = subprocess.run(
+        [*CHATCONNECT, "demo", "--target", address],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=_env(),
+    )
+    assert demo.returncode == 0, demo.stdout + demo.stderr
+    assert "demo: all 7 checks passed" in demo.stdout
+    return demo
+
+
 def test_up_then_demo_then_ctrl_c(tmp_path: Path) -> None:
     address = f"127.0.0.1:{_free_port()}"
     up = subprocess.Popen(
@@ -36,24 +63,9 @@ def test_up_then_demo_then_ctrl_c(tmp_path: Path) -> None:
         env=_env(),
     )
     try:
-        assert up.stdout is not None
-        banner = ""
-        deadline = time.monotonic() + 30
-        while "Stop with Ctrl-C" not in banner and time.monotonic() < deadline:
-            line = up.stdout.readline()
-            if not line:
-                break
-            banner += line
+        banner = _banner(up, timeout=30)
         assert f"clients connect to:  {address}" in banner, banner
-        demo = subprocess.run(
-            [*CHATCONNECT, "demo", "--target", address],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            env=_env(),
-        )
-        assert demo.returncode == 0, demo.stdout + demo.stderr
-        assert "demo: all 7 checks passed" in demo.stdout
+        demo = _demo(address)
         assert "FAIL" not in demo.stdout
     finally:
         up.send_signal(signal.SIGINT)
@@ -159,25 +171,10 @@ def test_up_on_scylla_and_redis_passes_the_demo(tmp_path: Path) -> None:
         env=_scylla_env(keyspace),
     )
     try:
-        assert up.stdout is not None
-        banner = ""
-        deadline = time.monotonic() + 60
-        while "Stop with Ctrl-C" not in banner and time.monotonic() < deadline:
-            line = up.stdout.readline()
-            if not line:
-                break
-            banner += line
+        banner = _banner(up, timeout=60)
         assert "migrate: applied 1" in banner, banner
         assert f"keyspace {keyspace}" in banner, banner
-        demo = subprocess.run(
-            [*CHATCONNECT, "demo", "--target", address],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            env=_env(),
-        )
-        assert demo.returncode == 0, demo.stdout + demo.stderr
-        assert "demo: all 7 checks passed" in demo.stdout
+        _demo(address)
     finally:
         up.send_signal(signal.SIGINT)
         _out, err = up.communicate(timeout=30)
