@@ -87,17 +87,20 @@ class Database:
         with storage_call("sqlite", operation):
             async with self._write_lock:
                 tx = Transaction(self._writer, self._timeout)
-                await tx.execute("BEGIN IMMEDIATE")
                 try:
+                    # BEGIN is inside the try: a request cancelled while BEGIN runs (a
+                    # client hanging up) would otherwise leave the writer connection inside
+                    # a transaction, and every later write would fail.
+                    await tx.execute("BEGIN IMMEDIATE")
                     yield tx
-                except BaseException:
-                    await asyncio.shield(self._writer.rollback())
-                    raise
-                try:
                     await asyncio.wait_for(self._writer.commit(), self._timeout)
-                except (TimeoutError, sqlite3.OperationalError) as exc:
+                except BaseException as exc:
+                    # Queued behind whatever statement is still running in aiosqlite's
+                    # thread, so it always runs last; a no-op if that was the commit.
                     await asyncio.shield(self._writer.rollback())
-                    raise StoreUnavailable(f"commit failed: {exc}") from exc
+                    if isinstance(exc, TimeoutError | sqlite3.OperationalError):
+                        raise StoreUnavailable(f"write failed: {exc}") from exc
+                    raise
 
     async def fetchall(self, operation: str, sql: str, params: Iterable[Any] = ()) -> list[Row]:
         """Runs a read query on the reader connection."""
