@@ -27,7 +27,7 @@ from chatconnect.runtime.settings import Settings, load_settings
 from chatconnect.storage.cql_config import ScyllaConfig
 from tests.servers import redis_url
 
-pytest_plugins = ["tests.scylla", "tests.devices.backends"]
+pytest_plugins = ["tests.scylla", "tests.devices.backends", "tests.kube"]
 
 _numbers = itertools.count(random.randint(0, 10_000))
 
