@@ -102,6 +102,8 @@ class ChatClient:
         # window, so remembering a bounded number of recent ones is enough.
         self._handed_over: OrderedDict[int, None] = OrderedDict()
         self.go_away_reasons: list[str] = []
+        self.shard_epoch = 0
+        """The shard-map epoch in force, from Welcome or a STALE_SHARD_EPOCH refusal."""
         self.last_error: BaseException | None = None
 
     async def __aenter__(self) -> ChatClient:
@@ -201,11 +203,12 @@ class ChatClient:
         welcome = await call.read()
         if not isinstance(welcome, gw.ConnectResponse) or not welcome.HasField("welcome"):
             return
+        self.shard_epoch = max(self.shard_epoch, welcome.welcome.shard_epoch)
         self.connections += 1
         self._drained.clear()
         self._connected.set()
         for outgoing, _future in list(self._pending.values()):
-            await self._write(gw.ConnectRequest(send=outgoing))
+            await self._write_send(outgoing)
         while True:
             frame = await call.read()
             if not isinstance(frame, gw.ConnectResponse):
@@ -223,6 +226,8 @@ class ChatClient:
                 error = ChatError.from_frame(frame.send_failed.error)
                 if error.code == grpc.StatusCode.UNAVAILABLE:
                     self._retry_later(frame.send_failed.client_message_id, error)
+                elif error.reason == "STALE_SHARD_EPOCH":
+                    await self._reroute(frame.send_failed.client_message_id, error)
                 else:
                     self._settle(frame.send_failed.client_message_id, error=error)
             elif kind == "drained":
@@ -236,6 +241,24 @@ class ChatClient:
                         )
                     )
                 return
+
+    async def _reroute(self, cmid: str, error: ChatError) -> None:
+        """Adopts the newer shard-map epoch a refusal names and sends `cmid` again."""
+        stale = error.detail(errordetails_pb2.StaleShardEpoch)
+        entry = self._pending.get(cmid)
+        if entry is None:
+            return
+        if stale is None or stale.current_epoch <= entry[0].shard_epoch:
+            # Nothing newer to adopt: resending would be refused again.
+            self._settle(cmid, error=error)
+            return
+        self.shard_epoch = max(self.shard_epoch, stale.current_epoch)
+        await self._write_send(entry[0])
+
+    async def _write_send(self, outgoing: router_pb2.OutgoingMessage) -> None:
+        """Writes a send stamped with the epoch in force now."""
+        outgoing.shard_epoch = self.shard_epoch
+        await self._write(gw.ConnectRequest(send=outgoing))
 
     async def _write(self, request: gw.ConnectRequest) -> None:
         async with self._write_lock:
@@ -316,8 +339,10 @@ class ChatClient:
             future: asyncio.Future[router_pb2.SendResult] = (
                 asyncio.get_running_loop().create_future()
             )
-            self._pending[cmid] = (outgoing, future)
-            await self._write(gw.ConnectRequest(send=outgoing))
+            stamped = router_pb2.OutgoingMessage()
+            stamped.CopyFrom(outgoing)
+            self._pending[cmid] = (stamped, future)
+            await self._write_send(stamped)
         else:
             future = entry[1]
         return await asyncio.wait_for(asyncio.shield(future), timeout)
@@ -335,7 +360,7 @@ class ChatClient:
         await asyncio.sleep(delay)
         entry = self._pending.get(cmid)
         if entry is not None and not entry[1].done():
-            await self._write(gw.ConnectRequest(send=entry[0]))
+            await self._write_send(entry[0])
 
     def _settle(
         self,

@@ -49,6 +49,7 @@ from chatconnect.runtime.edge import (
 )
 from chatconnect.runtime.errors import ChatConnectError
 from chatconnect.runtime.logging import get_logger
+from chatconnect.sharding.fence import EpochFence
 
 log = get_logger("gateway")
 Code = grpc.StatusCode
@@ -117,6 +118,7 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
         devices: DeviceStore,
         bus: Bus,
         authenticator: Authenticator,
+        fence: EpochFence,
         config: GatewayConfig,
     ) -> None:
         self._sending = sending
@@ -124,6 +126,7 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
         self._devices = devices
         self._bus = bus
         self._auth = authenticator
+        self._fence = fence
         self._config = config
         self._admission = Admission(
             max_connections=config.max_connections,
@@ -197,6 +200,7 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
                 server_time=wire.timestamp(time.time()),
                 delivery_window=window,
                 ping_interval=_duration(self._config.ping_interval_seconds),
+                shard_epoch=self._fence.current_epoch,
             )
         )
         sends: asyncio.Queue[Any] = asyncio.Queue(self._config.max_pending_frames)

@@ -14,7 +14,8 @@ from chatconnect.router.domain import errors
 from chatconnect.router.domain.models import DeviceCiphertext, OutgoingMessage, SendResult
 from chatconnect.router.v1 import router_pb2
 from chatconnect.runtime import wire
-from chatconnect.runtime.edge import ErrorTable, WireError, limit_details
+from chatconnect.runtime.edge import ErrorTable, WireError, limit_details, retry_info_details
+from chatconnect.sharding.errors import ShardMapBehind, StaleShardEpoch
 
 Code = grpc.StatusCode
 
@@ -32,6 +33,14 @@ def _mismatch_details(exc: errors.DeviceListMismatchError) -> list[Message]:
                 )
                 for m in exc.mismatches
             ]
+        )
+    ]
+
+
+def _stale_epoch_details(exc: StaleShardEpoch) -> list[Message]:
+    return [
+        errordetails_pb2.StaleShardEpoch(
+            request_epoch=exc.request_epoch, current_epoch=exc.current_epoch
         )
     ]
 
@@ -63,6 +72,10 @@ ERRORS = ErrorTable(
             "DEVICE_LIST_MISMATCH",
             _mismatch_details,
         ),
+        StaleShardEpoch: WireError(
+            Code.FAILED_PRECONDITION, "STALE_SHARD_EPOCH", _stale_epoch_details
+        ),
+        ShardMapBehind: WireError(Code.UNAVAILABLE, "SHARD_MAP_BEHIND", retry_info_details),
     },
 )
 

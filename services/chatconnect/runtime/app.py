@@ -37,9 +37,12 @@ from chatconnect.router.ports import ExpirySweeper
 from chatconnect.router.servicer import RouterServicer
 from chatconnect.router.v1 import router_service_pb2, router_service_pb2_grpc
 from chatconnect.runtime.auth import Authenticator, TokenIssuer, load_or_create_signing_key
+from chatconnect.runtime.load_reports import GATEWAY, report_load, withdraw_load
 from chatconnect.runtime.logging import get_logger
 from chatconnect.runtime.settings import Settings
 from chatconnect.runtime.stores import Stores, open_stores
+from chatconnect.sharding.fence import EpochFence, EpochSource, NoShardMap
+from chatconnect.sharding.source import FileShardMapSource, ShardMapMissing
 from chatconnect.users.domain.registration import RegistrationService
 from chatconnect.users.domain.sessions import SessionIssuer
 from chatconnect.users.embedded import LogVerificationProvider
@@ -93,10 +96,19 @@ async def build(settings: Settings, services: tuple[str, ...]) -> AsyncIterator[
                 f"served: {', '.join(SERVED)}"
             )
         raise SystemExit(f"unknown service {unknown[0]!r}; choose from {', '.join(SERVED)}")
+    epochs = await _open_shard_map(settings)
     bus, limiter, redis_client = await _open_bus(settings)
     try:
         async with open_stores(settings, redis_client) as stores:
-            yield _wire(settings, services, stores, bus, limiter)
+            app = _wire(settings, services, stores, bus, limiter, EpochFence(epochs))
+            if isinstance(epochs, FileShardMapSource):
+                reload_seconds = settings.sharding.reload_seconds
+                app.background.append(lambda: epochs.run(reload_seconds))
+            if redis_client is not None and isinstance(bus, RedisBus) and app.gateway:
+                app.background.append(
+                    _load_reporter(redis_client, bus.instance_id, app.gateway, settings)
+                )
+            yield app
     finally:
         if isinstance(bus, RedisBus):
             await bus.close()
@@ -110,6 +122,7 @@ def _wire(
     stores: Stores,
     bus: Bus,
     limiter: RateLimiter,
+    fence: EpochFence,
 ) -> App:
     """Builds the domain services and servicers over opened stores."""
     clock = system_clock
@@ -132,6 +145,7 @@ def _wire(
         directory=devices_store,
         deliverer=deliverer,
         limiter=limiter,
+        fence=fence,
         config=settings.router,
         clock=clock,
     )
@@ -152,6 +166,7 @@ def _wire(
         devices=devices_store,
         bus=bus,
         authenticator=authenticator,
+        fence=fence,
         config=settings.gateway,
     )
     # Servicers are cheap to build; only the requested ones are registered.
@@ -249,6 +264,53 @@ async def _open_bus(
     await bus.start()
     log.info("bus on redis", instance_id=instance_id)
     return bus, RedisRateLimiter(client), client
+
+
+async def _open_shard_map(settings: Settings) -> EpochSource:
+    """The shard map file named by sharding.map_file, loaded; or none (nothing fenced)."""
+    path = settings.sharding.map_file
+    if path is None:
+        return NoShardMap()
+    source = FileShardMapSource(path)
+    try:
+        shard_map = await source.load()
+    except ShardMapMissing as error:
+        raise SystemExit(str(error)) from None
+    log.info(
+        "shard map in force",
+        path=str(path),
+        epoch=shard_map.epoch,
+        region=settings.sharding.region or "(unnamed)",
+    )
+    return source
+
+
+def _load_reporter(
+    client: aioredis.Redis, instance_id: str, gateway: GatewayServicer, settings: Settings
+) -> Callable[[], Any]:
+    """A background task reporting open connections for the operator's autoscaler
+    (chatconnect.runtime.load_reports), once per route heartbeat."""
+
+    async def report_forever() -> None:
+        try:
+            while True:
+                with contextlib.suppress(RedisError, OSError):
+                    # Best effort: a missed report only makes the operator hold, not scale.
+                    await report_load(
+                        client,
+                        component=GATEWAY,
+                        instance_id=instance_id,
+                        figure=gateway.open_connections,
+                        now_ms=int(system_clock() * 1000),
+                    )
+                await asyncio.sleep(settings.server.route_heartbeat_seconds)
+        finally:
+            with contextlib.suppress(RedisError, OSError):
+                await asyncio.shield(
+                    withdraw_load(client, component=GATEWAY, instance_id=instance_id)
+                )
+
+    return report_forever
 
 
 async def _sweep_forever(store: ExpirySweeper, interval: float) -> None:

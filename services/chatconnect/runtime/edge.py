@@ -12,7 +12,7 @@ import functools
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import grpc
 from google.protobuf import any_pb2, duration_pb2
@@ -60,7 +60,14 @@ def _retry_details(exc: errors.RateLimited) -> list[Message]:
     ]
 
 
-def _store_retry_details(exc: errors.StoreUnavailable) -> list[Message]:
+class ClearsByItself(Protocol):
+    """An error that goes away on its own; retrying the same request later is right."""
+
+    retry_after_seconds: float
+
+
+def retry_info_details(exc: ClearsByItself) -> list[Message]:
+    """RetryInfo carrying the error's own hint."""
     return [error_details_pb2.RetryInfo(retry_delay=_delay(exc.retry_after_seconds))]
 
 
@@ -88,7 +95,7 @@ COMMON_ERRORS: dict[type[errors.ChatConnectError], WireError] = {
         grpc.StatusCode.RESOURCE_EXHAUSTED, "RATE_LIMITED", _retry_details
     ),
     errors.StoreUnavailable: WireError(
-        grpc.StatusCode.UNAVAILABLE, "STORE_UNAVAILABLE", _store_retry_details
+        grpc.StatusCode.UNAVAILABLE, "STORE_UNAVAILABLE", retry_info_details
     ),
     errors.UserNotFound: WireError(grpc.StatusCode.NOT_FOUND, "USER_NOT_FOUND"),
     errors.NotServed: WireError(grpc.StatusCode.UNIMPLEMENTED, "NOT_SERVED_YET"),

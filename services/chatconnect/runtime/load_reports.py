@@ -68,11 +68,11 @@ async def read_load(
 ) -> LoadFigure:
     """Sums the reports younger than `max_age_ms`; deletes stale and unreadable ones."""
     key = load_key(namespace, component)
-    raw: dict[bytes, bytes] = await client.hgetall(key)
+    raw: dict[bytes | str, bytes | str] = await client.hgetall(key)
     total = reporters = 0
-    stale: list[bytes] = []
+    stale: list[bytes | str] = []
     for field, value in raw.items():
-        parts = value.split()
+        parts = (value.decode() if isinstance(value, bytes) else value).split()
         if len(parts) != 2 or not all(part.isdigit() for part in parts):
             stale.append(field)
             continue

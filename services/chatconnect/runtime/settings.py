@@ -21,6 +21,7 @@ from chatconnect.runtime.config import (
     read_file,
     setting,
 )
+from chatconnect.sharding.config import ShardingConfig
 from chatconnect.storage.cql_config import ScyllaConfig
 from chatconnect.users.config import UsersConfig
 
@@ -139,6 +140,7 @@ class Settings:
     router: RouterConfig
     gateway: GatewayConfig
     scylla: ScyllaConfig
+    sharding: ShardingConfig
 
     def signing_key_path(self) -> Path:
         """The token signing key file in force."""
@@ -159,6 +161,7 @@ def _sections() -> dict[str, type[Any]]:
         "router": RouterConfig,
         "gateway": GatewayConfig,
         "scylla": ScyllaConfig,
+        "sharding": ShardingConfig,
     }
 
 

@@ -30,6 +30,7 @@ from chatconnect.router.domain.models import (
 from chatconnect.router.domain.validation import check_outgoing
 from chatconnect.router.ports import MessageStore
 from chatconnect.runtime.errors import RateLimited, UserNotFound
+from chatconnect.sharding.fence import EpochFence
 
 PUSH_INLINE_BYTES = 64 * 1024
 """Envelopes up to this size travel inside the bus event; larger ones are re-read."""
@@ -108,6 +109,7 @@ class SendService:
         directory: DeviceDirectory,
         deliverer: Deliverer,
         limiter: RateLimiter,
+        fence: EpochFence,
         config: RouterConfig,
         clock: Clock,
     ) -> None:
@@ -115,12 +117,16 @@ class SendService:
         self._directory = directory
         self._deliverer = deliverer
         self._limiter = limiter
+        self._fence = fence
         self._config = config
         self._clock = clock
 
     async def send(self, sender: DeviceAddress, message: OutgoingMessage) -> SendResult:
         """Returns once the message is durable for every addressed device."""
         check_outgoing(sender, message, self._config)
+        # Before anything touches the store: a sender routing by an old shard map must
+        # re-route, not write into a region that may no longer own the shard.
+        await self._fence.check(message.shard_epoch)
         previous = await self._store.find_send(sender, message.client_message_id)
         if previous is not None:
             return previous
