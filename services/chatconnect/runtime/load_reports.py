@@ -9,18 +9,47 @@ server. A crashed process stops reporting; its field turns stale and is dropped 
 reader, so a dead pod's connections are never counted twice.
 
 Redis 7.0 has no per-field expiry, hence the timestamp inside each value.
+
+TURN relays are counted another way: they are coturn processes, which report nothing of
+ours. coturn's own statsdb (`--redis-statsdb="ip=... port=... dbname=N password=..."`)
+keeps one key per live relay allocation, "turn/realm/<realm>/user/<username>/allocation/
+<id>/status" ("turn/user/<username>/allocation/<id>/status" when coturn has no realm),
+SET on allocate and on every refresh and DEL'd when the allocation ends (client deallocates
+or closes its TCP connection, or the lifetime runs out). `count_turn_allocations` counts
+those keys. The statsdb gets a Redis DB index of its own, so the SCAN walks only TURN keys:
+O(allocations) per operator tick, which is fine at operator cadence. Verified against coturn
+4.6.1: the keys carry no TTL, so the DELs a coturn process never sends (it is killed, or
+stopped: it deletes nothing on exit; or its Redis connection is down) leave stale keys; and a
+starting coturn deletes every status key in its statsdb DB, other relays' live ones included
+(those come back at their next refresh).
+
+Both are handled without trusting coturn to clean up: every live allocation's key is SET
+again at each refresh, which comes before its lifetime (at most coturn's
+--max-allocate-lifetime) runs out, so a key idle for longer than that lifetime belongs to a
+relay that is gone; the reader drops and deletes it (OBJECT IDLETIME does not touch the
+key). And the operator runs coturn with a maximum lifetime no longer than the TURN
+scale-down cooldown, so the dip after a new relay starts (and wipes) is refilled by
+refreshes before any scale-down may happen.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
 
 GATEWAY = "gateway"
 """Component name of gateway processes; their figure is open client connections."""
 TURN = "turn"
 """Component name of TURN relays; their figure is relay allocations."""
+
+TURN_STATUS_MATCH = "turn/*/allocation/*/status"
+"""SCAN pattern of coturn's allocation status keys (the one coturn itself uses to clear them)."""
+_TURN_STATUS_KEY = re.compile(rb"turn/(?:realm/[^/]+/)?user/.*/allocation/[0-9]+/status", re.DOTALL)
+"""What a coturn allocation status key is; a glob `*` also spans slashes, so SCAN's MATCH
+alone would let e.g. ".../allocation/1/traffic/status" through."""
 
 
 def load_key(namespace: str, component: str) -> str:
@@ -85,3 +114,39 @@ async def read_load(
     if stale:
         await client.hdel(key, *stale)
     return LoadFigure(total=total, reporters=reporters)
+
+
+async def count_turn_allocations(
+    client: aioredis.Redis, *, max_idle_seconds: int | None = None, scan_count: int = 1000
+) -> int:
+    """The live TURN allocations that coturn records in the Redis DB `client` is on.
+
+    Counts coturn's allocation status keys with SCAN (never KEYS: it does not block Redis),
+    `scan_count` keys per step; other keys in the DB are not counted. `client` must be
+    connected to the statsdb's DB index (the `dbname` given to coturn's --redis-statsdb).
+    With `max_idle_seconds` (coturn's --max-allocate-lifetime), keys not rewritten for
+    longer are a dead relay's leftovers: they are deleted and not counted.
+    """
+    keys = [
+        key
+        async for key in client.scan_iter(match=TURN_STATUS_MATCH, count=scan_count)
+        if _TURN_STATUS_KEY.fullmatch(key.encode() if isinstance(key, str) else key)
+    ]
+    if max_idle_seconds is None or not keys:
+        return len(keys)
+    async with client.pipeline(transaction=False) as pipe:
+        for key in keys:
+            pipe.object("idletime", key)
+        try:
+            idle = await pipe.execute(raise_on_error=True)
+        except ResponseError:
+            # An LFU eviction policy keeps no idle time: count everything, prune nothing.
+            return len(keys)
+    stale = [
+        key
+        for key, seconds in zip(keys, idle, strict=True)
+        if seconds is not None and int(seconds) > max_idle_seconds
+    ]
+    if stale:
+        await client.delete(*stale)
+    return len(keys) - len(stale)
