@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
@@ -45,11 +46,32 @@ GATEWAY = "gateway"
 TURN = "turn"
 """Component name of TURN relays; their figure is relay allocations."""
 
+TURN_STATS_DB = 1
+"""The Redis DB index, in each region's Redis, reserved for coturn's statsdb (the bus and
+routes use the DB of `server.redis_url`; nothing else may use this one)."""
+TURN_MAX_ALLOCATION_SECONDS = 600
+"""The longest allocation lifetime relays grant (coturn's own default) when the TURN
+scale-down cooldown allows it; see `turn_allocation_lifetime`."""
+
 TURN_STATUS_MATCH = "turn/*/allocation/*/status"
 """SCAN pattern of coturn's allocation status keys (the one coturn itself uses to clear them)."""
 _TURN_STATUS_KEY = re.compile(rb"turn/(?:realm/[^/]+/)?user/.*/allocation/[0-9]+/status", re.DOTALL)
 """What a coturn allocation status key is; a glob `*` also spans slashes, so SCAN's MATCH
 alone would let e.g. ".../allocation/1/traffic/status" through."""
+
+
+def turn_stats_url(redis_url: str) -> str:
+    """The URL of coturn's statsdb: the region's Redis server, DB TURN_STATS_DB (redis-py
+    takes the DB from the URL's path over any `db` argument, so the path is replaced)."""
+    parts = urlsplit(redis_url)
+    return urlunsplit(parts._replace(path=f"/{TURN_STATS_DB}"))
+
+
+def turn_allocation_lifetime(scale_down_cooldown_seconds: int) -> int:
+    """coturn's --max-allocate-lifetime for a pool: no longer than its scale-down cooldown,
+    so refreshes restore the count a starting relay wiped before a scale-down may happen;
+    at least 60 s so clients do not refresh every few seconds."""
+    return max(60, min(TURN_MAX_ALLOCATION_SECONDS, scale_down_cooldown_seconds))
 
 
 def load_key(namespace: str, component: str) -> str:
