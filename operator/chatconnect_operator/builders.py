@@ -150,12 +150,10 @@ def chatconnect_deployment(region: Region, component: str) -> dict[str, Any]:
             {"name": "tmp", "mountPath": "/tmp"},
         ],
     }
-    pod_spec = {
-        "automountServiceAccountToken": False,
-        "enableServiceLinks": False,
-        "securityContext": podconfig.pod_security(CHATCONNECT_UID),
-        "containers": [container],
-        "volumes": [
+    pod_spec = _pod_spec(
+        CHATCONNECT_UID,
+        container,
+        [
             {
                 "name": "config",
                 "configMap": {"name": config_map_name(region.cluster_name, region.name)},
@@ -171,7 +169,7 @@ def chatconnect_deployment(region: Region, component: str) -> dict[str, Any]:
             {"name": "data", "emptyDir": {}},
             {"name": "tmp", "emptyDir": {}},
         ],
-    }
+    )
     # A new settings file rolls the pods (they read it at start); a new shard map does
     # not (they reload the mounted file), hence a hash of the former only.
     digest = hashlib.sha256(_settings_file(region).encode()).hexdigest()[:16]
@@ -248,14 +246,20 @@ def turn_deployment(region: Region) -> dict[str, Any]:
             {"name": "tmp", "mountPath": "/tmp"},
         ],
     }
-    pod_spec = {
+    volumes = [{"name": "coturn-data", "emptyDir": {}}, {"name": "tmp", "emptyDir": {}}]
+    return _deployment(region, "turn", replicas, _pod_spec(COTURN_UID, container, volumes), {})
+
+
+def _pod_spec(uid: int, container: dict[str, Any], volumes: list[Any]) -> dict[str, Any]:
+    """A pod of one container: no API token (pods never call the API server), no service
+    environment variables, the restricted security context."""
+    return {
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
-        "securityContext": podconfig.pod_security(COTURN_UID),
+        "securityContext": podconfig.pod_security(uid),
         "containers": [container],
-        "volumes": [{"name": "coturn-data", "emptyDir": {}}, {"name": "tmp", "emptyDir": {}}],
+        "volumes": volumes,
     }
-    return _deployment(region, "turn", replicas, pod_spec, {})
 
 
 def service(region: Region, component: str) -> dict[str, Any]:
