@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import os
 from collections.abc import AsyncIterator
 
 import pytest
@@ -18,7 +19,8 @@ from chatconnect.storage.cql_config import ScyllaConfig
 from chatconnect.storage.cql_migrate import migrate
 from tests.servers import cassandra_contact
 
-KEYSPACE = "chatconnect_test"
+KEYSPACE = os.environ.get("CHATCONNECT_TEST_KEYSPACE", "chatconnect_test")
+"""The test keyspace; override to run two suites side by side without sharing tables."""
 STORE_TIMEOUT = 5.0
 
 

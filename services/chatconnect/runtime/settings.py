@@ -10,7 +10,9 @@ from typing import Any
 
 from chatconnect.devices.config import DevicesConfig
 from chatconnect.gateway.config import GatewayConfig
+from chatconnect.groups.config import GroupsConfig
 from chatconnect.keys.config import KeysConfig
+from chatconnect.presence.config import PresenceConfig
 from chatconnect.router.config import RouterConfig
 from chatconnect.runtime.config import (
     ConfigError,
@@ -139,6 +141,8 @@ class Settings:
     keys: KeysConfig
     router: RouterConfig
     gateway: GatewayConfig
+    groups: GroupsConfig
+    presence: PresenceConfig
     scylla: ScyllaConfig
     sharding: ShardingConfig
 
@@ -160,6 +164,8 @@ def _sections() -> dict[str, type[Any]]:
         "keys": KeysConfig,
         "router": RouterConfig,
         "gateway": GatewayConfig,
+        "groups": GroupsConfig,
+        "presence": PresenceConfig,
         "scylla": ScyllaConfig,
         "sharding": ShardingConfig,
     }

@@ -191,6 +191,16 @@ MIGRATIONS: tuple[Migration, ...] = (
                 PRIMARY KEY ((user_id, device_id), first_sequence))""",
         ),
     ),
+    Migration(
+        "groups, privacy and contacts, last seen, read markers, tombstones, group logs",
+        (
+            # groups (anchor: keep this comment; the groups tables go below it) -------------
+            # users: privacy settings and contacts (anchor) ----------------------------------
+            # presence: coalesced last seen (anchor) ----------------------------------------
+            # devices: read markers and tombstones (anchor) ---------------------------------
+            # router: message origins and group logs (anchor) -------------------------------
+        ),
+    ),
 )
 
 MIGRATIONS_TABLE = """CREATE TABLE IF NOT EXISTS schema_migrations (

@@ -109,4 +109,11 @@ MIGRATIONS: list[list[str]] = [
             last_sequence INTEGER NOT NULL,
             PRIMARY KEY (user_id, device_id, first_sequence)) WITHOUT ROWID""",
     ],
+    [
+        # groups (anchor: keep this comment; the groups tables go below it)
+        # users: privacy settings and contacts (anchor)
+        # presence: coalesced last seen (anchor)
+        # devices: read markers and tombstones (anchor)
+        # router: message origins and group logs (anchor)
+    ],
 ]

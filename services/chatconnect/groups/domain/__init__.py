@@ -1,0 +1,1 @@
+"""Group membership rules, free of transport and storage."""
