@@ -22,6 +22,7 @@ import pytest
 from chatconnect.cli import DEV_TEST_CODE
 from chatconnect.client import Account, ChatClient, link_device, register_account
 from chatconnect.runtime import logging as runtime_logging
+from chatconnect.runtime.app import SERVED
 from chatconnect.runtime.server import serve
 from chatconnect.runtime.settings import Settings, load_settings
 from chatconnect.storage.cql_config import ScyllaConfig
@@ -105,7 +106,7 @@ async def running_server(
     task = asyncio.create_task(
         serve(
             settings,
-            ("gateway", "router", "users", "devices", "keys"),
+            SERVED,
             on_ready=ready.set_result,
             stop=stop,
         )
@@ -139,6 +140,18 @@ async def scylla_server(
     """The whole system on the test ScyllaDB keyspace and the test Redis."""
     distributed = distributed_overrides(scylla_keyspace, redis_url())
     async with running_server(tmp_path / "data", distributed, _marked(request)) as running:
+        yield running
+
+
+@pytest.fixture(params=["embedded", "distributed"])
+async def any_server(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Server]:
+    """The whole system twice: embedded (SQLite, in-process bus), then on the test
+    ScyllaDB keyspace and the test Redis. For end-to-end tests every store must pass."""
+    sections = [_marked(request)]
+    if request.param == "distributed":
+        keyspace: ScyllaConfig = request.getfixturevalue("scylla_keyspace")
+        sections.insert(0, distributed_overrides(keyspace, redis_url()))
+    async with running_server(tmp_path / "data", *sections) as running:
         yield running
 
 

@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import abc
+from collections.abc import Sequence
 
 from chatconnect.model import DeviceAddress
-from chatconnect.users.domain.models import NewDevice, Registration, Verification
+from chatconnect.users.domain.models import (
+    NewDevice,
+    PrivacySettings,
+    Registration,
+    Verification,
+)
 
 
 class AccountStore(abc.ABC):
@@ -59,3 +65,18 @@ class VerificationProvider(abc.ABC):
     @abc.abstractmethod
     async def send_code(self, phone_number: str, code: str, *, locale: str) -> None:
         """Sends `code` to `phone_number`; raises ProviderUnavailable on failure."""
+
+
+class PrivacyDirectory(abc.ABC):
+    """Read access to privacy settings and contact lists, for the services that enforce
+    them (presence: who sees online and last seen; groups: who may add whom)."""
+
+    @abc.abstractmethod
+    async def privacy_settings(self, user_ids: Sequence[str]) -> dict[str, PrivacySettings]:
+        """The settings of each user that exists (defaults where never changed); users
+        that do not exist are absent."""
+
+    @abc.abstractmethod
+    async def contacts_among(self, owner_id: str, candidates: Sequence[str]) -> set[str]:
+        """Which of `candidates` are in `owner_id`'s contacts (one read, however many
+        candidates)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 
 from chatconnect.keys.domain.models import DeviceKeys
@@ -53,3 +54,26 @@ class DeviceSession:
     access_token: str
     access_token_expires_at: float
     refresh_token: str
+
+
+class Visibility(enum.IntEnum):
+    """Who may see something (chatconnect.users.v1.Visibility)."""
+
+    UNSPECIFIED = 0
+    EVERYONE = 1
+    CONTACTS = 2
+    NOBODY = 3
+
+
+@dataclass(frozen=True)
+class PrivacySettings:
+    """A user's privacy settings (chatconnect.users.v1.PrivacySettings); the defaults are
+    what a new account has."""
+
+    last_seen: Visibility = Visibility.EVERYONE
+    online: Visibility = Visibility.EVERYONE
+    profile_photo: Visibility = Visibility.EVERYONE
+    about: Visibility = Visibility.EVERYONE
+    status: Visibility = Visibility.CONTACTS
+    read_receipts: bool = True
+    group_add: Visibility = Visibility.EVERYONE
