@@ -292,12 +292,17 @@ BAD_SENDS: dict[str, BadSend] = {
     "unknown-recipient-device-7": BadSend(
         lambda p: _outgoing(p.bob.user_id, [_to(p.bob), _ciphertext(p.bob.user_id, 7)]),
         Code.FAILED_PRECONDITION, "DEVICE_LIST_MISMATCH", _check_extra_device),
-    "group-destination": BadSend(
+    "group-send-without-group-content": BadSend(
+        lambda p: router_pb2.OutgoingMessage(
+            client_message_id=uuid.uuid4().hex,
+            destination=common_pb2.ConversationRef(group_id=str(uuid.uuid4()))),
+        Code.INVALID_ARGUMENT, "CONTENT_MISSING"),
+    "unknown-group": BadSend(
         lambda p: router_pb2.OutgoingMessage(
             client_message_id=uuid.uuid4().hex,
             destination=common_pb2.ConversationRef(group_id=str(uuid.uuid4())),
-            ciphertexts=[_to(p.bob)]),
-        Code.UNIMPLEMENTED, "GROUP_SEND_UNAVAILABLE"),
+            group_content=b"sealed"),
+        Code.NOT_FOUND, "GROUP_NOT_FOUND"),
 }
 
 

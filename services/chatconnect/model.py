@@ -73,6 +73,8 @@ class NoticeType(enum.IntEnum):
     DEVICE_LIST_CHANGED = 1
     IDENTITY_KEY_CHANGED = 2
     PREKEYS_LOW = 3
+    READ_MARKERS_CHANGED = 4
+    TOMBSTONES_CHANGED = 5
 
 
 @dataclass(frozen=True)
@@ -128,6 +130,9 @@ class Envelope:
     urgent: bool = False
     receipt: Receipt | None = None
     notice: Notice | None = None
+    group_log_position: int = 0
+    """Set for a message of a large group's log (stored once, synced by cursor); the
+    envelope then has no inbox sequence."""
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,6 @@ embedded account store for SQLite; plain CQL inserts for ScyllaDB). Loaded as a 
 plugin (tests/conftest.py), so the `adapter` and `backend` fixtures serve both suites.
 """
 
-
 from __future__ import annotations
 
 import itertools
@@ -176,8 +175,6 @@ async def backend(
     async with ADAPTERS[adapter](request, tmp_path) as opened:
         await opened.seed_account(ALICE)
         yield opened
-
-
 
 
 # --- builders -------------------------------------------------------------------------------

@@ -40,6 +40,7 @@ from tests.devices.backends import (
 def store(backend: Backend) -> DeviceStore:
     return backend.devices
 
+
 async def test_an_unknown_account_has_no_devices_and_no_identity_key(store: DeviceStore) -> None:
     assert await store.list_devices("nobody") == []
     assert await store.identity_key("nobody") is None

@@ -35,6 +35,7 @@ from chatconnect.router.domain.sending import Deliverer
 from chatconnect.router.embedded import SqliteMessageStore
 from chatconnect.storage.embedded_schema import MIGRATIONS
 from chatconnect.storage.sqlite import Database
+from tests.router.builders import embedded_group_reading
 
 NOW = 1_700_000_000.0
 ALICE = DeviceAddress("alice", 1)
@@ -135,6 +136,7 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
     bus = InProcessBus()
     deliverer = Deliverer(store=store, bus=bus)
     inbox = InboxService(store=store, directory=Directory(), deliverer=deliverer,
+                         groups=embedded_group_reading(db, lambda: NOW),
                          config=RouterConfig(), clock=lambda: NOW)
     w = World(store, bus, deliverer, inbox)
     try:

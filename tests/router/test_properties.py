@@ -37,12 +37,14 @@ from chatconnect.model import (
     ReceiptType,
 )
 from chatconnect.router.config import RouterConfig
+from chatconnect.router.domain.envelopes import new_server_message_id
 from chatconnect.router.domain.inbox import InboxService
 from chatconnect.router.domain.models import Delivery, PendingSend
-from chatconnect.router.domain.sending import Deliverer, new_server_message_id
+from chatconnect.router.domain.sending import Deliverer
 from chatconnect.router.embedded import SqliteMessageStore
 from chatconnect.storage.embedded_schema import MIGRATIONS
 from chatconnect.storage.sqlite import Database
+from tests.router.builders import embedded_group_reading
 
 T = TypeVar("T")
 
@@ -91,6 +93,7 @@ class InboxMachine(RuleBasedStateMachine):
         self.deliverer = Deliverer(store=self.store, bus=InProcessBus())
         self.inbox = InboxService(
             store=self.store, directory=DictDirectory(ACCOUNTS), deliverer=self.deliverer,
+            groups=embedded_group_reading(self._db, lambda: NOW),
             config=RouterConfig(), clock=lambda: NOW,
         )
         self._cmids = itertools.count(1)

@@ -57,6 +57,8 @@ def _encode(events: Sequence[InboxChanged | DeviceRevoked]) -> bytes:
     from chatconnect.runtime import wire
 
     items: list[dict[str, Any]] = []
+    # A group message goes to many devices as one envelope object: serialize it once.
+    encoded: dict[int, str] = {}
     for event in events:
         item: dict[str, Any] = {"u": event.device.user_id, "d": event.device.device_id}
         if isinstance(event, DeviceRevoked):
@@ -65,8 +67,11 @@ def _encode(events: Sequence[InboxChanged | DeviceRevoked]) -> bytes:
             item["k"] = "inbox"
             item["s"] = event.sequence
             if event.envelope is not None:
-                raw = wire.envelope_to_wire(event.envelope).SerializeToString()
-                item["e"] = base64.b64encode(raw).decode()
+                key = id(event.envelope)
+                if key not in encoded:
+                    raw = wire.envelope_to_wire(event.envelope).SerializeToString()
+                    encoded[key] = base64.b64encode(raw).decode()
+                item["e"] = encoded[key]
         items.append(item)
     return json.dumps(items, separators=(",", ":")).encode()
 

@@ -25,11 +25,14 @@ from nacl.exceptions import CryptoError
 from chatconnect.client.account import RPC_TIMEOUT, Account
 from chatconnect.client.errors import ChatError
 from chatconnect.client.keys import seal
+from chatconnect.client.sender_keys import SenderKeys
 from chatconnect.common.v1 import common_pb2
 from chatconnect.errordetails.v1 import errordetails_pb2
 from chatconnect.gateway.v1 import gateway_pb2
 from chatconnect.gateway.v1 import gateway_service_pb2 as gw
 from chatconnect.gateway.v1 import gateway_service_pb2_grpc as gw_grpc
+from chatconnect.groups.v1 import groups_service_pb2 as groups_pb
+from chatconnect.groups.v1 import groups_service_pb2_grpc as groups_grpc
 from chatconnect.keys.v1 import keys_service_pb2 as keys_pb
 from chatconnect.keys.v1 import keys_service_pb2_grpc as keys_grpc
 from chatconnect.router.v1 import router_pb2
@@ -105,6 +108,10 @@ class ChatClient:
         self.shard_epoch = 0
         """The shard-map epoch in force, from Welcome or a STALE_SHARD_EPOCH refusal."""
         self.last_error: BaseException | None = None
+        self.sender_keys = SenderKeys()
+        self.group_log_positions: dict[str, int] = {}
+        """Per large group, the highest log position handed over (the sync cursor)."""
+        self._group_log_seen: dict[str, set[int]] = {}
 
     async def __aenter__(self) -> ChatClient:
         await self.connect()
@@ -278,6 +285,9 @@ class ChatClient:
     # -- receiving --------------------------------------------------------------------
 
     async def _on_envelope(self, envelope: common_pb2.Envelope) -> None:
+        if envelope.group_log_position:
+            await self._on_group_log_entry(envelope, pushed=True)
+            return
         self._queue_ack(envelope.server_message_id)
         if envelope.sequence in self._handed_over:
             return  # redelivered after a lost acknowledgement: already handed over
@@ -295,8 +305,44 @@ class ChatClient:
                 plaintext = self.account.keys.open(envelope.content)
             except CryptoError:
                 undecryptable = True  # handed over all the same: the app decides
+        elif envelope.type == common_pb2.ENVELOPE_TYPE_SENDER_KEY_DISTRIBUTION:
+            try:
+                distribution = self.account.keys.open(envelope.content)
+                self.sender_keys.accept(
+                    envelope.destination.group_id,
+                    (envelope.sender.user_id, envelope.sender.device_id),
+                    distribution,
+                )
+            except CryptoError:
+                undecryptable = True
+        elif envelope.type == common_pb2.ENVELOPE_TYPE_SENDER_KEY_CIPHERTEXT:
+            plaintext = self._open_group_message(envelope)
+            undecryptable = plaintext is None
         await self._received.put(
             Received(envelope=envelope, plaintext=plaintext, undecryptable=undecryptable)
+        )
+
+    async def _on_group_log_entry(self, envelope: common_pb2.Envelope, *, pushed: bool) -> None:
+        """A large group's message, handed over once per log position. A pushed one is
+        acknowledged, which counts it as delivered; a synced one was counted by the sync."""
+        if pushed:
+            self._queue_ack(envelope.server_message_id)
+        group_id = envelope.destination.group_id
+        seen = self.group_log_positions.get(group_id, 0)
+        if envelope.group_log_position in self._group_log_seen.setdefault(group_id, set()):
+            return
+        self._group_log_seen[group_id].add(envelope.group_log_position)
+        self.group_log_positions[group_id] = max(seen, envelope.group_log_position)
+        plaintext = self._open_group_message(envelope)
+        await self._received.put(
+            Received(envelope=envelope, plaintext=plaintext, undecryptable=plaintext is None)
+        )
+
+    def _open_group_message(self, envelope: common_pb2.Envelope) -> bytes | None:
+        return self.sender_keys.decrypt(
+            envelope.destination.group_id,
+            (envelope.sender.user_id, envelope.sender.device_id),
+            envelope.content,
         )
 
     def _queue_ack(self, item_id: str) -> None:
@@ -400,6 +446,99 @@ class ChatClient:
             grpc.StatusCode.ABORTED, "device list kept changing", "DEVICE_LIST_UNSTABLE", []
         )
 
+    async def send_group_text(
+        self, group_id: str, text: str, *, client_message_id: str | None = None
+    ) -> router_pb2.SendResult:
+        """Encrypts `text` once with this device's sender key for the group, distributes the
+        key to member devices that lack it, and sends. Refreshes the members and rotates the
+        key when the membership changed."""
+        cmid = client_message_id or uuid.uuid4().hex
+        for _attempt in range(3):
+            version, devices = await self._group_devices(group_id)
+            lacking = self.sender_keys.devices_lacking(group_id, devices)
+            outgoing = router_pb2.OutgoingMessage(
+                client_message_id=cmid,
+                destination=common_pb2.ConversationRef(group_id=group_id),
+                group_membership_version=version,
+                group_content=self.sender_keys.encrypt(group_id, text.encode()),
+                ciphertexts=await self._distribute_sender_key(group_id, lacking),
+            )
+            try:
+                result = await self.send(outgoing)
+            except ChatError as error:
+                if error.reason == "MEMBERSHIP_VERSION_STALE":
+                    # Someone may have left: they must not read what follows.
+                    self.sender_keys.rotate(group_id)
+                    continue
+                if error.reason == "DEVICE_LIST_MISMATCH":
+                    failure = error.detail(errordetails_pb2.DeviceListMismatchFailure)
+                    for mismatch in failure.mismatches if failure is not None else []:
+                        self._devices.pop(mismatch.user_id, None)
+                    continue
+                raise
+            self.sender_keys.mark_sent(group_id, lacking)
+            return result
+        raise ChatError(
+            grpc.StatusCode.ABORTED, "group membership kept changing", "MEMBERSHIP_UNSTABLE", []
+        )
+
+    async def _group_devices(self, group_id: str) -> tuple[int, list[tuple[str, int]]]:
+        """The membership version and every member device but this one."""
+        devices: list[tuple[str, int]] = []
+        page_token = ""
+        version = 0
+        while True:
+            response = await self._unary(
+                groups_grpc.GroupsServiceStub(self._channel).GetGroupDevices,
+                groups_pb.GetGroupDevicesRequest(group_id=group_id, page_token=page_token),
+            )
+            assert isinstance(response, groups_pb.GetGroupDevicesResponse)
+            version = response.membership_version
+            for member in response.members:
+                devices.extend((member.user_id, d.device_id) for d in member.devices)
+            page_token = response.next_page_token
+            if not page_token:
+                return version, devices
+
+    async def _distribute_sender_key(
+        self, group_id: str, devices: list[tuple[str, int]]
+    ) -> list[router_pb2.DeviceCiphertext]:
+        distribution = self.sender_keys.distribution(group_id)
+        ciphertexts = []
+        for user_id, device_id in devices:
+            key = (await self._device_keys(user_id)).get(device_id)
+            if key is None:
+                self._devices.pop(user_id, None)  # linked since the last fetch
+                key = (await self._device_keys(user_id))[device_id]
+            ciphertexts.append(
+                router_pb2.DeviceCiphertext(
+                    device=common_pb2.DeviceAddress(user_id=user_id, device_id=device_id),
+                    registration_id=key.registration_id,
+                    type=common_pb2.ENVELOPE_TYPE_SENDER_KEY_DISTRIBUTION,
+                    content=seal(key.prekey, distribution),
+                )
+            )
+        return ciphertexts
+
+    async def sync_group_log(self, group_id: str, *, page_size: int = 0) -> int:
+        """Fetches a large group's messages after the highest position handed over and
+        hands them over like pushed ones; returns how many were new."""
+        before = len(self._group_log_seen.get(group_id, ()))
+        while True:
+            response = await self._unary(
+                router_grpc.RouterServiceStub(self._channel).SyncGroupLog,
+                router_pb.SyncGroupLogRequest(
+                    group_id=group_id,
+                    after_position=self.group_log_positions.get(group_id, 0),
+                    page_size=page_size,
+                ),
+            )
+            assert isinstance(response, router_pb.SyncGroupLogResponse)
+            for envelope in response.envelopes:
+                await self._on_group_log_entry(envelope, pushed=False)
+            if not response.envelopes:
+                return len(self._group_log_seen.get(group_id, ())) - before
+
     async def _encrypt_for(
         self, to_user_id: str, plaintext: bytes
     ) -> list[router_pb2.DeviceCiphertext]:
@@ -447,16 +586,23 @@ class ChatClient:
                 raise error from None
         raise AssertionError("unreachable")
 
-    async def send_receipts(self, receipt_type: int, messages: Sequence[tuple[str, str]]) -> None:
-        """Sends READ or PLAYED receipts for (sender user id, server message id) pairs."""
+    async def send_receipts(
+        self, receipt_type: int, messages: Sequence[tuple[str, str] | tuple[str, str, str]]
+    ) -> None:
+        """Sends READ or PLAYED receipts for (sender user id, server message id) pairs, or
+        (sender user id, server message id, group id) for group messages."""
         await self._unary(
             router_grpc.RouterServiceStub(self._channel).SendReceipts,
             router_pb.SendReceiptsRequest(
                 request_id=uuid.uuid4().hex,
                 type=receipt_type,  # type: ignore[arg-type]
                 messages=[
-                    router_pb2.ReceivedMessage(sender_user_id=u, server_message_id=m)
-                    for u, m in messages
+                    router_pb2.ReceivedMessage(
+                        sender_user_id=m[0],
+                        server_message_id=m[1],
+                        group_id=m[2] if len(m) > 2 else "",
+                    )
+                    for m in messages
                 ],
             ),
         )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from chatconnect.devices.domain.errors import (
     DeviceLimitReached,
     LinkAlreadyApproved,
@@ -9,7 +11,7 @@ from chatconnect.devices.domain.errors import (
     LinkNotApproved,
 )
 from chatconnect.devices.domain.models import DeviceRecord, LinkRequest
-from chatconnect.devices.ports import DeviceStore
+from chatconnect.devices.ports import USERS_PER_READ, DeviceStore
 from chatconnect.model import DeviceAddress, DeviceKind
 from chatconnect.storage.sqlite import Database, Row
 from chatconnect.users.domain.models import NewDevice
@@ -59,6 +61,21 @@ class SqliteDeviceStore(DeviceStore):
             (user_id,),
         )
         return [_device(r) for r in rows]
+
+    async def list_devices_of(self, user_ids: Sequence[str]) -> dict[str, list[DeviceRecord]]:
+        found: dict[str, list[DeviceRecord]] = {}
+        unique = list(dict.fromkeys(user_ids))
+        for start in range(0, len(unique), USERS_PER_READ):
+            chunk = unique[start : start + USERS_PER_READ]
+            rows = await self._db.fetchall(
+                "list_devices_of",
+                f"SELECT * FROM devices WHERE user_id IN ({', '.join('?' * len(chunk))}) "
+                "ORDER BY user_id, device_id",
+                tuple(chunk),
+            )
+            for row in rows:
+                found.setdefault(row["user_id"], []).append(_device(row))
+        return found
 
     async def identity_key(self, user_id: str) -> bytes | None:
         row = await self._db.fetchone(

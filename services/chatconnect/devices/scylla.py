@@ -41,7 +41,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from chatconnect.devices.domain.errors import (
     DeviceLimitReached,
@@ -50,7 +50,7 @@ from chatconnect.devices.domain.errors import (
     LinkNotApproved,
 )
 from chatconnect.devices.domain.models import DeviceRecord, LinkRequest
-from chatconnect.devices.ports import DeviceStore
+from chatconnect.devices.ports import USERS_PER_READ, DeviceStore
 from chatconnect.keys.scylla import conditional_batch, delete_device_keys, write_device_keys
 from chatconnect.model import DeviceAddress, DeviceKind
 from chatconnect.runtime.errors import UserNotFound
@@ -136,6 +136,33 @@ class ScyllaDeviceStore(DeviceStore):
             "list_devices", "SELECT * FROM devices WHERE user_id = ?", (user_id,)
         )
         return [_device(r) for r in rows if r["incarnation"] is not None]
+
+    async def list_devices_of(self, user_ids: Sequence[str]) -> dict[str, list[DeviceRecord]]:
+        unique = list(dict.fromkeys(user_ids))
+        chunks = [
+            unique[start : start + USERS_PER_READ]
+            for start in range(0, len(unique), USERS_PER_READ)
+        ]
+        # One multi-partition read per chunk, run concurrently: a bounded number of round
+        # trips for a group of any size, and no single coordinator asked for thousands.
+        pages = await asyncio.gather(
+            *(
+                self._cql.execute_all(
+                    "list_devices_of",
+                    f"SELECT * FROM devices WHERE user_id IN ({', '.join('?' * len(chunk))})",
+                    tuple(chunk),
+                )
+                for chunk in chunks
+            )
+        )
+        found: dict[str, list[DeviceRecord]] = {}
+        for rows in pages:
+            for row in rows:
+                if row["incarnation"] is not None:
+                    found.setdefault(row["user_id"], []).append(_device(row))
+        for devices in found.values():
+            devices.sort(key=lambda d: d.device_id)
+        return found
 
     async def identity_key(self, user_id: str) -> bytes | None:
         rows = await self._cql.execute(

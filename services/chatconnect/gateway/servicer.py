@@ -34,7 +34,9 @@ from chatconnect.gateway.domain.errors import FrameEmpty, HelloMissing, Shed
 from chatconnect.gateway.v1 import gateway_pb2
 from chatconnect.gateway.v1 import gateway_service_pb2 as pb
 from chatconnect.gateway.v1 import gateway_service_pb2_grpc as pb_grpc
-from chatconnect.model import DeviceAddress, InboxGap, ReceiptType
+from chatconnect.model import DeviceAddress, DeviceKind, InboxGap, ReceiptType
+from chatconnect.presence.domain.presence import PresenceService, new_holder_id
+from chatconnect.presence.ports import Holder
 from chatconnect.router import wire as router_wire
 from chatconnect.router.domain.inbox import InboxService
 from chatconnect.router.domain.sending import SendService
@@ -120,7 +122,9 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
         authenticator: Authenticator,
         fence: EpochFence,
         config: GatewayConfig,
+        presence: PresenceService | None = None,
     ) -> None:
+        self._presence = presence
         self._sending = sending
         self._inbox = inbox
         self._devices = devices
@@ -211,7 +215,9 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
             asyncio.create_task(self._watch_idle(connection)),
         ]
         log.info("device connected", device=str(device), session=connection.session_id)
+        holder = Holder(device, new_holder_id("c"), DeviceKind.UNSPECIFIED)
         try:
+            await self._presence_connected(holder, hello)
             while True:
                 frame = await connection.out.get()
                 if frame is _END:
@@ -224,9 +230,26 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
                 with suppress(asyncio.CancelledError, Exception):
                     await task
             await subscription.close()
+            if self._presence is not None:
+                # Offline at once, not when the lease runs out (even if the stream ended
+                # while it was being marked online).
+                with suppress(Exception):
+                    await asyncio.shield(self._presence.disconnected(holder))
             if self._connections.get(device) is connection:
                 del self._connections[device]
             log.info("device disconnected", device=str(device), session=connection.session_id)
+
+    async def _presence_connected(self, holder: Holder, hello: gateway_pb2.Hello) -> None:
+        """Marks the device online with its kind while the stream lives (the presence
+        service renews the lease). Presence is best effort: the stream works without it."""
+        if self._presence is None:
+            return
+        try:
+            known = int(hello.kind) in DeviceKind._value2member_map_
+            kind = DeviceKind(hello.kind) if known else DeviceKind.UNSPECIFIED
+            await self._presence.connected(holder.device, kind, holder=holder.holder_id)
+        except Exception:
+            log.exception("presence not updated", device=str(holder.device))
 
     async def _read_hello(self, requests: AsyncIterator[pb.ConnectRequest]) -> gateway_pb2.Hello:
         try:
@@ -332,6 +355,7 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
     ) -> None:
         try:
             await self._inbox.acknowledge(device, ids)
+            await self._inbox.acknowledge_log_entries(device, loop.take_log_entries(ids))
         except ChatConnectError as exc:
             await connection.send(_request_failed("", router_wire.ERRORS, exc))
             return
@@ -344,7 +368,7 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
             await self._inbox.send_receipts(
                 device,
                 receipt_type=wire.enum_from_wire(ReceiptType, request.type, "type"),
-                messages=[(m.sender_user_id, m.server_message_id) for m in request.messages],
+                messages=router_wire.received_from_wire(request.messages),
             )
         except ChatConnectError as exc:
             await connection.send(_request_failed(request.request_id, router_wire.ERRORS, exc))

@@ -29,3 +29,27 @@ class GroupsConfig:
     fan_out_batch_size: int = setting(
         256, "device inboxes written per batch when fanning a group message out", check=positive
     )
+    max_sender_key_distributions: int = setting(
+        10_000,
+        "sender-key distribution envelopes one group send may carry (one per member device "
+        "that lacks the sender's current key)",
+        check=positive,
+    )
+    max_bans: int = setting(10_000, "users one group may ban", check=positive)
+    max_join_requests: int = setting(
+        1000, "pending join requests one group may hold", check=positive
+    )
+    invite_lookups_per_minute: int = setting(
+        30,
+        "invite link previews and joins one account may make per minute (against scraping "
+        "invite codes)",
+        check=positive,
+    )
+    groups_created_per_hour: int = setting(
+        100, "groups one account may create per hour", check=positive
+    )
+    request_id_ttl_seconds: int = setting(
+        86_400,
+        "how long a mutating request's result is kept for retries with the same request_id",
+        check=positive,
+    )

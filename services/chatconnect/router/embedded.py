@@ -9,6 +9,7 @@ from typing import Any
 
 from chatconnect.model import DeviceAddress, Envelope, InboxGap, InboxItem
 from chatconnect.router.domain.models import Delivery, PendingSend, SendResult
+from chatconnect.router.origins_embedded import delete_expired_origins, record_send_origin
 from chatconnect.router.ports import ExpirySweeper, MessageStore
 from chatconnect.router.records import envelope_from_row, inbox_row, merge, parse_gap_id, runs
 from chatconnect.storage.sqlite import Database, Transaction
@@ -55,6 +56,7 @@ class SqliteMessageStore(MessageStore, ExpirySweeper):
                     return SendResult(
                         send.client_message_id, row["server_message_id"], row["server_time"], True
                     ), []
+            await record_send_origin(tx, send)
             committed = [await self._append(tx, d) for d in send.deliveries]
         result = SendResult(send.client_message_id, send.server_message_id, send.server_time)
         return result, committed
@@ -130,6 +132,7 @@ class SqliteMessageStore(MessageStore, ExpirySweeper):
     async def sweep(self, now: float, *, limit: int) -> int:
         expired = await self._expire(now, device=None, limit=limit)
         async with self._db.write("sweep_sends") as tx:
+            await delete_expired_origins(tx, now, limit=limit)
             await tx.execute(
                 "DELETE FROM sends WHERE (sender_user_id, sender_device_id, client_message_id) "
                 "IN (SELECT sender_user_id, sender_device_id, client_message_id FROM sends "

@@ -5,8 +5,14 @@ from __future__ import annotations
 import abc
 from collections.abc import Sequence
 
-from chatconnect.model import DeviceAddress, Envelope, InboxItem
-from chatconnect.router.domain.models import Delivery, PendingSend, SendResult
+from chatconnect.model import DeviceAddress, Envelope, InboxItem, ReceiptType
+from chatconnect.router.domain.models import (
+    Delivery,
+    GroupMessage,
+    PendingSend,
+    ReceiptCounts,
+    SendResult,
+)
 
 
 class MessageStore(abc.ABC):
@@ -57,3 +63,63 @@ class ExpirySweeper(abc.ABC):
     async def sweep(self, now: float, *, limit: int) -> int:
         """Turns up to `limit` expired envelopes into gaps and drops expired idempotency
         records; returns how many envelopes expired."""
+
+
+class GroupLog(abc.ABC):
+    """Group messages: a record of every one (for receipt summaries and sync checks) and,
+    for large groups, the message itself, stored once and read by cursor.
+
+    Guarantees every adapter must give (tests/router/test_group_log_contract.py):
+    * `record` and `append` are idempotent by server message id: a retry after a crash
+      stores nothing twice and returns the original position;
+    * positions of one group's log are strictly increasing, and an entry becomes readable
+      only after every lower position is, so a reader that has position P never misses an
+      entry below P that appears later.
+    """
+
+    @abc.abstractmethod
+    async def record(self, message: GroupMessage) -> None:
+        """Records that a group message was accepted (with or without a log entry)."""
+
+    @abc.abstractmethod
+    async def find(self, group_id: str, server_message_id: str) -> GroupMessage | None:
+        """The record of a group message, while it is retained."""
+
+    @abc.abstractmethod
+    async def append(self, group_id: str, envelope: Envelope) -> int:
+        """Stores `envelope` once in the group's log; returns its position (the original
+        one when this server message id was appended before)."""
+
+    @abc.abstractmethod
+    async def read(
+        self, group_id: str, *, after_position: int, limit: int, now: float
+    ) -> list[Envelope]:
+        """Up to `limit` unexpired entries after `after_position`, in position order, each
+        with `group_log_position` set."""
+
+    @abc.abstractmethod
+    async def head(self, group_id: str) -> int:
+        """The highest position of the group's log; 0 when it is empty."""
+
+
+class ReceiptTally(abc.ABC):
+    """Delivered / read / played counts of group messages, without a write per member per
+    message: a member's delivered and read progress in a group is one watermark (the server
+    time of the newest message it reached), and a message's count is how many members'
+    watermarks reach its server time. Plays are not in order, so they are kept per message.
+    """
+
+    @abc.abstractmethod
+    async def advance(
+        self, group_id: str, kind: ReceiptType, user_id: str, through_time: float
+    ) -> None:
+        """Moves the member's DELIVERED or READ watermark forward to `through_time` (never
+        back)."""
+
+    @abc.abstractmethod
+    async def mark_played(self, group_id: str, server_message_id: str, user_id: str) -> None:
+        """Counts the member as having played the message."""
+
+    @abc.abstractmethod
+    async def counts(self, message: GroupMessage) -> ReceiptCounts:
+        """The members (other than the sender) that reached the message."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any, Protocol
 
@@ -144,3 +145,23 @@ def inbox_row(recipient: DeviceAddress, envelope: Envelope) -> tuple[Any, ...]:
         envelope.urgent,
         extra_json(envelope),
     )
+
+
+def log_row(group_id: str, position: int, envelope: Envelope) -> tuple[Any, ...]:
+    """The values of a group log row (group_id, position, then the inbox row's envelope
+    columns), in the column order both schemas share."""
+    return (group_id, position, *inbox_row(DeviceAddress(group_id, 0), envelope)[3:])
+
+
+LOG_COLUMNS = (
+    "position AS sequence, server_message_id, type, sender_user_id, sender_device_id, "
+    "client_message_id, destination_user_id, destination_group_id, content, server_time, "
+    "expires_at, urgent, extra"
+)
+"""A group log row selected so that `log_entry_from_row` reads it like an inbox row."""
+
+
+def log_entry_from_row(row: RowLike) -> Envelope:
+    """The envelope of a group log row selected with LOG_COLUMNS."""
+    envelope = envelope_from_row(row)
+    return dataclasses.replace(envelope, sequence=0, group_log_position=envelope.sequence)

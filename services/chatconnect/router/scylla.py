@@ -31,6 +31,7 @@ from collections.abc import Sequence
 
 from chatconnect.model import DeviceAddress, Envelope, InboxGap, InboxItem
 from chatconnect.router.domain.models import Delivery, PendingSend, SendResult
+from chatconnect.router.origins_scylla import send_origin_statements
 from chatconnect.router.ports import MessageStore
 from chatconnect.router.records import envelope_from_row, inbox_row, merge, parse_gap_id, runs
 from chatconnect.router.sequences import SequenceAllocator
@@ -96,6 +97,9 @@ class ScyllaMessageStore(MessageStore):
             # Receipts and notices have no idempotency key; their writes are all there is.
             await self._write(deliveries, write_time)
             return result, deliveries
+        # Before the claim: every path that reports the send (this one, or a retry that
+        # finishes it) finds the origin durable; a lost race leaves an unknown id to expire.
+        await self._cql.execute_many("record_origin", send_origin_statements(send))
         applied, seen = await self._cql.conditional(
             "claim_send",
             "INSERT INTO sends (sender_user_id, sender_device_id, client_message_id, "

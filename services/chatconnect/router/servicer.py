@@ -7,11 +7,17 @@ from typing import Any
 import grpc
 
 from chatconnect.model import ReceiptType
+from chatconnect.router.domain.group_reading import GroupReading
 from chatconnect.router.domain.inbox import InboxService, decode_page_token, encode_page_token
 from chatconnect.router.domain.sending import SendService
 from chatconnect.router.v1 import router_service_pb2 as pb
 from chatconnect.router.v1 import router_service_pb2_grpc as pb_grpc
-from chatconnect.router.wire import ERRORS, outgoing_from_wire, send_result_to_wire
+from chatconnect.router.wire import (
+    ERRORS,
+    outgoing_from_wire,
+    received_from_wire,
+    send_result_to_wire,
+)
 from chatconnect.runtime import wire
 from chatconnect.runtime.auth import Authenticator
 from chatconnect.runtime.edge import unary
@@ -25,10 +31,16 @@ class RouterServicer(pb_grpc.RouterServiceServicer):
     """Sends, receipts and inbox paging for clients without a gateway stream."""
 
     def __init__(
-        self, *, sending: SendService, inbox: InboxService, authenticator: Authenticator
+        self,
+        *,
+        sending: SendService,
+        inbox: InboxService,
+        groups: GroupReading,
+        authenticator: Authenticator,
     ) -> None:
         self._sending = sending
         self._inbox = inbox
+        self._groups = groups
         self._auth = authenticator
 
     @unary(ERRORS, "RouterService/SendMessage")
@@ -49,7 +61,7 @@ class RouterServicer(pb_grpc.RouterServiceServicer):
         await self._inbox.send_receipts(
             caller,
             receipt_type=wire.enum_from_wire(ReceiptType, request.type, "type"),
-            messages=[(m.sender_user_id, m.server_message_id) for m in request.messages],
+            messages=received_from_wire(request.messages),
         )
         return pb.SendReceiptsResponse()
 
@@ -75,3 +87,18 @@ class RouterServicer(pb_grpc.RouterServiceServicer):
         caller = await authenticate(self._auth, context)
         await self._inbox.acknowledge(caller, list(request.ids))
         return pb.AcknowledgeInboxItemsResponse()
+
+    @unary(ERRORS, "RouterService/SyncGroupLog")
+    async def SyncGroupLog(
+        self, request: pb.SyncGroupLogRequest, context: Context
+    ) -> pb.SyncGroupLogResponse:
+        caller = await authenticate(self._auth, context)
+        envelopes, head = await self._groups.sync(
+            caller,
+            request.group_id,
+            after_position=request.after_position,
+            limit=self._inbox.page_size(request.page_size),
+        )
+        return pb.SyncGroupLogResponse(
+            envelopes=[wire.envelope_to_wire(e) for e in envelopes], head_position=head
+        )

@@ -5,13 +5,22 @@ The gateway uses the same conversions and table for the send frames of its strea
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import grpc
 from google.protobuf.message import Message
 
 from chatconnect.errordetails.v1 import errordetails_pb2
+from chatconnect.groups.domain import errors as group_errors
+from chatconnect.groups.wire import stale_membership_details
 from chatconnect.model import EnvelopeType
 from chatconnect.router.domain import errors
-from chatconnect.router.domain.models import DeviceCiphertext, OutgoingMessage, SendResult
+from chatconnect.router.domain.models import (
+    DeviceCiphertext,
+    OutgoingMessage,
+    ReceivedMessage,
+    SendResult,
+)
 from chatconnect.router.v1 import router_pb2
 from chatconnect.runtime import wire
 from chatconnect.runtime.edge import ErrorTable, WireError, limit_details, retry_info_details
@@ -63,7 +72,18 @@ ERRORS = ErrorTable(
         errors.TooManyDevices: WireError(
             Code.RESOURCE_EXHAUSTED, "TOO_MANY_DEVICES", limit_details
         ),
-        errors.GroupSendUnavailable: WireError(Code.UNIMPLEMENTED, "GROUP_SEND_UNAVAILABLE"),
+        group_errors.GroupNotFound: WireError(Code.NOT_FOUND, "GROUP_NOT_FOUND"),
+        group_errors.NotAMember: WireError(Code.PERMISSION_DENIED, "NOT_A_MEMBER"),
+        errors.MessageNotFound: WireError(Code.NOT_FOUND, "MESSAGE_NOT_FOUND"),
+        errors.NotMessageSender: WireError(Code.PERMISSION_DENIED, "NOT_MESSAGE_SENDER"),
+        errors.OnlyAdminsSend: WireError(Code.PERMISSION_DENIED, "ONLY_ADMINS_SEND"),
+        group_errors.MembershipVersionStale: WireError(
+            Code.FAILED_PRECONDITION, "MEMBERSHIP_VERSION_STALE", stale_membership_details
+        ),
+        errors.TooManyKeyDistributions: WireError(
+            Code.RESOURCE_EXHAUSTED, "TOO_MANY_DEVICES", limit_details
+        ),
+        errors.GroupContentMissing: WireError(Code.INVALID_ARGUMENT, "CONTENT_MISSING"),
         errors.TooManyIds: WireError(Code.INVALID_ARGUMENT, "TOO_MANY_IDS", limit_details),
         errors.ReceiptTypeInvalid: WireError(Code.INVALID_ARGUMENT, "RECEIPT_TYPE_INVALID"),
         errors.PageTokenInvalid: WireError(Code.INVALID_ARGUMENT, "PAGE_TOKEN_INVALID"),
@@ -96,6 +116,8 @@ def outgoing_from_wire(message: router_pb2.OutgoingMessage) -> OutgoingMessage:
         ),
         urgent=message.urgent,
         shard_epoch=message.shard_epoch,
+        group_membership_version=message.group_membership_version,
+        group_content=message.group_content,
     )
 
 
@@ -107,3 +129,8 @@ def send_result_to_wire(result: SendResult) -> router_pb2.SendResult:
         server_time=wire.timestamp(result.server_time),
         duplicate=result.duplicate,
     )
+
+
+def received_from_wire(messages: Iterable[router_pb2.ReceivedMessage]) -> list[ReceivedMessage]:
+    """The messages of a receipt request."""
+    return [ReceivedMessage(m.sender_user_id, m.server_message_id, m.group_id) for m in messages]

@@ -21,20 +21,30 @@ from redis.exceptions import RedisError
 from chatconnect.bus.inprocess import InProcessBus, InProcessRateLimiter
 from chatconnect.bus.ports import Bus, RateLimiter
 from chatconnect.bus.redis import RedisBus, RedisRateLimiter
+from chatconnect.devices.domain.deletion import DeletionService
 from chatconnect.devices.domain.linking import DeviceService
+from chatconnect.devices.domain.read_markers import ReadMarkerService
 from chatconnect.devices.servicer import DevicesServicer
 from chatconnect.devices.v1 import devices_service_pb2, devices_service_pb2_grpc
 from chatconnect.gateway.servicer import GatewayServicer
 from chatconnect.gateway.v1 import gateway_service_pb2, gateway_service_pb2_grpc
+from chatconnect.groups.service import groups_servicer
+from chatconnect.groups.v1 import groups_service_pb2, groups_service_pb2_grpc
 from chatconnect.keys.domain.directory import KeyDirectory
 from chatconnect.keys.servicer import KeysServicer
 from chatconnect.keys.v1 import keys_service_pb2, keys_service_pb2_grpc
 from chatconnect.model import system_clock
+from chatconnect.presence.service import PresenceBackend, open_presence_backend, wire_presence
+from chatconnect.presence.v1 import presence_service_pb2, presence_service_pb2_grpc
+from chatconnect.router.domain.group_reading import GroupReading
+from chatconnect.router.domain.group_sending import GroupSender
 from chatconnect.router.domain.inbox import InboxService
 from chatconnect.router.domain.notices import NoticeService
 from chatconnect.router.domain.sending import Deliverer, SendService
-from chatconnect.router.ports import ExpirySweeper
+from chatconnect.router.ports import ExpirySweeper, ReceiptTally
 from chatconnect.router.servicer import RouterServicer
+from chatconnect.router.tally_inprocess import InProcessReceiptTally
+from chatconnect.router.tally_redis import RedisReceiptTally
 from chatconnect.router.v1 import router_service_pb2, router_service_pb2_grpc
 from chatconnect.runtime.auth import Authenticator, TokenIssuer, load_or_create_signing_key
 from chatconnect.runtime.load_reports import GATEWAY, report_load, withdraw_load
@@ -43,6 +53,7 @@ from chatconnect.runtime.settings import Settings
 from chatconnect.runtime.stores import Stores, open_stores
 from chatconnect.sharding.fence import EpochFence, EpochSource, NoShardMap
 from chatconnect.sharding.source import FileShardMapSource, ShardMapMissing
+from chatconnect.users.domain.privacy import PrivacyService
 from chatconnect.users.domain.registration import RegistrationService
 from chatconnect.users.domain.sessions import SessionIssuer
 from chatconnect.users.embedded import LogVerificationProvider
@@ -51,10 +62,10 @@ from chatconnect.users.v1 import users_service_pb2, users_service_pb2_grpc
 
 log = get_logger("app")
 
-SERVED = ("gateway", "router", "users", "devices", "keys")
+SERVED = ("gateway", "router", "users", "devices", "keys", "groups", "presence")
 """Services this release implements."""
 
-PLANNED = ("groups", "presence", "media", "calls", "status", "notifications", "backup")
+PLANNED = ("media", "calls", "status", "notifications", "backup")
 """Services whose contracts exist but that this release does not serve yet."""
 
 
@@ -99,8 +110,19 @@ async def build(settings: Settings, services: tuple[str, ...]) -> AsyncIterator[
     epochs = await _open_shard_map(settings)
     bus, limiter, redis_client = await _open_bus(settings)
     try:
-        async with open_stores(settings, redis_client) as stores:
-            app = _wire(settings, services, stores, bus, limiter, EpochFence(epochs))
+        instance_id = bus.instance_id if isinstance(bus, RedisBus) else "embedded"
+        async with (
+            open_stores(settings, redis_client) as stores,
+            open_presence_backend(redis_client, instance_id=instance_id) as presence,
+        ):
+            tally = (
+                RedisReceiptTally(redis_client, retention_seconds=settings.router.retention_seconds)
+                if redis_client is not None
+                else InProcessReceiptTally()
+            )
+            app = _wire(
+                settings, services, stores, bus, limiter, EpochFence(epochs), tally, presence
+            )
             if isinstance(epochs, FileShardMapSource):
                 reload_seconds = settings.sharding.reload_seconds
                 app.background.append(lambda: epochs.run(reload_seconds))
@@ -123,6 +145,8 @@ def _wire(
     bus: Bus,
     limiter: RateLimiter,
     fence: EpochFence,
+    tally: ReceiptTally,
+    presence_backend: PresenceBackend,
 ) -> App:
     """Builds the domain services and servicers over opened stores."""
     clock = system_clock
@@ -146,6 +170,24 @@ def _wire(
         deliverer=deliverer,
         limiter=limiter,
         fence=fence,
+        groups=GroupSender(
+            store=messages,
+            log=stores.group_log,
+            groups=stores.groups,
+            directory=devices_store,
+            bus=bus,
+            config=settings.router,
+            groups_config=settings.groups,
+            clock=clock,
+        ),
+        config=settings.router,
+        groups_config=settings.groups,
+        clock=clock,
+    )
+    group_reading = GroupReading(
+        log=stores.group_log,
+        tally=tally,
+        groups=stores.groups,
         config=settings.router,
         clock=clock,
     )
@@ -153,6 +195,7 @@ def _wire(
         store=messages,
         directory=devices_store,
         deliverer=deliverer,
+        groups=group_reading,
         config=settings.router,
         clock=clock,
     )
@@ -160,6 +203,17 @@ def _wire(
         directory=devices_store, deliverer=deliverer, config=settings.router, clock=clock
     )
     prekey_limit = settings.keys.max_prekeys_per_upload
+    presence = wire_presence(
+        backend=presence_backend,
+        last_seen=stores.last_seen,
+        privacy=stores.privacy,
+        groups=stores.groups,
+        devices=devices_store,
+        limiter=limiter,
+        authenticator=authenticator,
+        config=settings.presence,
+        clock=clock,
+    )
     gateway = GatewayServicer(
         sending=sending,
         inbox=inbox,
@@ -168,6 +222,7 @@ def _wire(
         authenticator=authenticator,
         fence=fence,
         config=settings.gateway,
+        presence=presence.service,
     )
     # Servicers are cheap to build; only the requested ones are registered.
     servicers: dict[str, tuple[object, ModuleType, ModuleType, str]] = {
@@ -184,6 +239,8 @@ def _wire(
                     clock=clock,
                 ),
                 sessions=sessions,
+                privacy=PrivacyService(store=stores.privacy, config=settings.users, clock=clock),
+                authenticator=authenticator,
             ),
             users_service_pb2,
             users_service_pb2_grpc,
@@ -199,6 +256,18 @@ def _wire(
                     limiter=limiter,
                     config=settings.devices,
                     prekey_limit=prekey_limit,
+                    clock=clock,
+                ),
+                markers=ReadMarkerService(
+                    store=stores.read_markers, notices=notices, config=settings.devices, clock=clock
+                ),
+                deletions=DeletionService(
+                    tombstones=stores.tombstones,
+                    origins=stores.origins,
+                    groups=stores.groups,
+                    notices=notices,
+                    config=settings.devices,
+                    retention_seconds=settings.router.retention_seconds,
                     clock=clock,
                 ),
                 authenticator=authenticator,
@@ -222,17 +291,42 @@ def _wire(
             "KeysService",
         ),
         "router": (
-            RouterServicer(sending=sending, inbox=inbox, authenticator=authenticator),
+            RouterServicer(
+                sending=sending, inbox=inbox, groups=group_reading, authenticator=authenticator
+            ),
             router_service_pb2,
             router_service_pb2_grpc,
             "RouterService",
         ),
         "gateway": (gateway, gateway_service_pb2, gateway_service_pb2_grpc, "GatewayService"),
+        "presence": (
+            presence.servicer,
+            presence_service_pb2,
+            presence_service_pb2_grpc,
+            "PresenceService",
+        ),
+        "groups": (
+            groups_servicer(
+                store=stores.groups,
+                devices=devices_store,
+                privacy=stores.privacy,
+                limiter=limiter,
+                receipts=group_reading,
+                authenticator=authenticator,
+                config=settings.groups,
+                clock=clock,
+            ),
+            groups_service_pb2,
+            groups_service_pb2_grpc,
+            "GroupsService",
+        ),
     }
     app = App(
         registrations=[_registration(name, *servicers[name]) for name in services],
         gateway=gateway if "gateway" in services else None,
     )
+    if "presence" in services or "gateway" in services:
+        app.background.extend(presence.background)
     sweeper = stores.sweeper
     if sweeper is not None and ("router" in services or "gateway" in services):
         app.background.append(lambda: _sweep_forever(sweeper, settings.router.expiry_sweep_seconds))

@@ -12,18 +12,31 @@ from dataclasses import dataclass
 import redis.asyncio as aioredis
 
 from chatconnect.devices.embedded import SqliteDeviceStore
-from chatconnect.devices.ports import DeviceStore
+from chatconnect.devices.ports import (
+    DeviceStore,
+    MessageOrigins,
+    ReadMarkerStore,
+    TombstoneStore,
+)
+from chatconnect.devices.sync_embedded import SqliteReadMarkerStore, SqliteTombstoneStore
+from chatconnect.groups.embedded import SqliteGroupStore
+from chatconnect.groups.ports import GroupStore
 from chatconnect.keys.embedded import SqliteKeyStore
 from chatconnect.keys.ports import KeyStore
+from chatconnect.presence.embedded import SqliteLastSeenStore
+from chatconnect.presence.ports import LastSeenStore
 from chatconnect.router.embedded import SqliteMessageStore
-from chatconnect.router.ports import ExpirySweeper, MessageStore
+from chatconnect.router.group_log_embedded import SqliteGroupLog
+from chatconnect.router.origins_embedded import SqliteMessageOrigins
+from chatconnect.router.ports import ExpirySweeper, GroupLog, MessageStore
 from chatconnect.runtime.errors import StoreUnavailable
 from chatconnect.runtime.logging import get_logger
 from chatconnect.runtime.settings import Settings
 from chatconnect.storage.embedded_schema import MIGRATIONS
 from chatconnect.storage.sqlite import Database
 from chatconnect.users.embedded import SqliteAccountStore
-from chatconnect.users.ports import AccountStore
+from chatconnect.users.ports import AccountStore, PrivacyStore
+from chatconnect.users.privacy_embedded import SqlitePrivacyStore
 
 log = get_logger("stores")
 
@@ -36,6 +49,13 @@ class Stores:
     devices: DeviceStore
     keys: KeyStore
     messages: MessageStore
+    read_markers: ReadMarkerStore
+    tombstones: TombstoneStore
+    origins: MessageOrigins
+    groups: GroupStore
+    group_log: GroupLog
+    privacy: PrivacyStore
+    last_seen: LastSeenStore
     sweeper: ExpirySweeper | None
     """Set when retention must be enforced by a background sweep (the embedded store)."""
 
@@ -65,6 +85,13 @@ async def open_stores(settings: Settings, redis: aioredis.Redis | None) -> Async
             devices=SqliteDeviceStore(db),
             keys=SqliteKeyStore(db),
             messages=messages,
+            read_markers=SqliteReadMarkerStore(db),
+            tombstones=SqliteTombstoneStore(db),
+            origins=SqliteMessageOrigins(db),
+            groups=SqliteGroupStore(db),
+            group_log=SqliteGroupLog(db),
+            privacy=SqlitePrivacyStore(db),
+            last_seen=SqliteLastSeenStore(db),
             sweeper=messages,
         )
     finally:
@@ -75,11 +102,17 @@ async def open_stores(settings: Settings, redis: aioredis.Redis | None) -> Async
 async def _scylla(settings: Settings, redis: aioredis.Redis) -> AsyncIterator[Stores]:
     # Imported here so the embedded mode never loads the driver.
     from chatconnect.devices.scylla import ScyllaDeviceStore
+    from chatconnect.devices.sync_scylla import ScyllaReadMarkerStore, ScyllaTombstoneStore
+    from chatconnect.groups.scylla import ScyllaGroupStore
     from chatconnect.keys.scylla import ScyllaKeyStore
+    from chatconnect.presence.scylla import ScyllaLastSeenStore
+    from chatconnect.router.group_log_scylla import ScyllaGroupLog
+    from chatconnect.router.origins_scylla import ScyllaMessageOrigins
     from chatconnect.router.scylla import ScyllaMessageStore
     from chatconnect.router.sequences import SequenceAllocator
     from chatconnect.storage.cql import CqlSession, KeyspaceMissing
     from chatconnect.storage.cql_migrate import SchemaOutOfDate, check_schema
+    from chatconnect.users.privacy_scylla import ScyllaPrivacyStore
     from chatconnect.users.scylla import ScyllaAccountStore
 
     config = settings.scylla
@@ -104,6 +137,13 @@ async def _scylla(settings: Settings, redis: aioredis.Redis) -> AsyncIterator[St
             devices=ScyllaDeviceStore(cql),
             keys=ScyllaKeyStore(cql),
             messages=ScyllaMessageStore(cql, sequences, gap_grace_seconds=config.gap_grace_seconds),
+            read_markers=ScyllaReadMarkerStore(cql),
+            tombstones=ScyllaTombstoneStore(cql),
+            origins=ScyllaMessageOrigins(cql),
+            groups=ScyllaGroupStore(cql),
+            group_log=ScyllaGroupLog(cql),
+            privacy=ScyllaPrivacyStore(cql),
+            last_seen=ScyllaLastSeenStore(cql),
             sweeper=None,
         )
     finally:

@@ -111,6 +111,7 @@ def envelope_to_wire(envelope: Envelope) -> common_pb2.Envelope:
         server_time=timestamp(envelope.server_time),
         expire_time=timestamp(envelope.expire_time),
         urgent=envelope.urgent,
+        group_log_position=envelope.group_log_position,
     )
     if envelope.sender is not None:
         message.sender.CopyFrom(address_to_wire(envelope.sender))
@@ -201,6 +202,7 @@ def envelope_from_wire(message: common_pb2.Envelope) -> Envelope:
         server_time=seconds(message.server_time),
         expire_time=seconds(message.expire_time),
         urgent=message.urgent,
+        group_log_position=message.group_log_position,
         receipt=receipt,
         notice=notice,
     )

@@ -224,6 +224,16 @@ class CqlSession:
         with storage_call("scylla", operation):
             await self._run(await self._batch(statements, logged=logged))
 
+    async def conditional_batch(
+        self, operation: str, statements: Sequence[Statement]
+    ) -> tuple[bool, Row]:
+        """A batch with IF conditions, all on one partition of one table: it applies as one
+        lightweight transaction or not at all. Returns whether it applied, and a row it saw."""
+        with storage_call("scylla", operation):
+            rows = await self._run(await self._batch(statements, logged=False))
+        row = rows[0] if rows else {"[applied]": False}
+        return bool(row.get("[applied]")), row
+
     async def batches(self, operation: str, batches: Sequence[Sequence[Statement]]) -> None:
         """Several single-partition (unlogged) batches, run concurrently."""
         with storage_call("scylla", operation):

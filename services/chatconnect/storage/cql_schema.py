@@ -195,10 +195,192 @@ MIGRATIONS: tuple[Migration, ...] = (
         "groups, privacy and contacts, last seen, read markers, tombstones, group logs",
         (
             # groups (anchor: keep this comment; the groups tables go below it) -------------
+            # A partition per group: the group row in static columns and one clustering row
+            # per member, so the send path reads members, roles, settings and the
+            # membership version in one single-partition read. Changes are fenced by an LWT
+            # on the statics (IF revision = ? AND pending = null) that also stores the
+            # change in `pending`; its rows (here and in the tables below) are then written
+            # at the fixed timestamp `write_time`, and `pending` is cleared. Readers
+            # overlay a pending change, and any writer finishes one it finds
+            # (groups/scylla.py).
+            """CREATE TABLE IF NOT EXISTS groups (
+                group_id text,
+                user_id text,
+                role int,
+                added_by text,
+                joined_at double,
+                created_by text static,
+                created_at double static,
+                updated_at double static,
+                encrypted_title blob static,
+                encrypted_description blob static,
+                avatar_media_id text static,
+                only_admins_send boolean static,
+                only_admins_edit_info boolean static,
+                join_approval_required boolean static,
+                only_admins_add_members boolean static,
+                membership_version bigint static,
+                revision bigint static,
+                member_count int static,
+                ban_count int static,
+                join_request_count int static,
+                invite_code text static,
+                invite_created_by text static,
+                invite_created_at double static,
+                invite_expires_at double static,
+                invite_use_count bigint static,
+                deleted boolean static,
+                write_time bigint static,
+                pending text static,
+                PRIMARY KEY ((group_id), user_id))""",
+            # The other direction: a partition per user (ListMyGroups, the per-user limit).
+            # A hint only: every group found here is checked against `groups`.
+            """CREATE TABLE IF NOT EXISTS user_groups (
+                user_id text,
+                group_id text,
+                joined_at double,
+                PRIMARY KEY ((user_id), group_id))""",
+            """CREATE TABLE IF NOT EXISTS group_bans (
+                group_id text,
+                user_id text,
+                banned_by text,
+                banned_at double,
+                PRIMARY KEY ((group_id), user_id))""",
+            """CREATE TABLE IF NOT EXISTS group_join_requests (
+                group_id text,
+                user_id text,
+                requested_at double,
+                PRIMARY KEY ((group_id), user_id))""",
+            # Invite code -> group; the group row says whether the code is still current.
+            """CREATE TABLE IF NOT EXISTS group_invites (
+                invite_code text PRIMARY KEY,
+                group_id text)""",
+            # The answer to each mutating groups request, kept (with a TTL) for retries.
+            """CREATE TABLE IF NOT EXISTS group_requests (
+                user_id text,
+                request_id text,
+                method text,
+                result text,
+                expires_at double,
+                PRIMARY KEY ((user_id, request_id)))""",
             # users: privacy settings and contacts (anchor) ----------------------------------
+            # Null columns were never changed: the adapter reads them as the defaults.
+            """CREATE TABLE IF NOT EXISTS privacy_settings (
+                user_id text PRIMARY KEY,
+                last_seen int,
+                online int,
+                profile_photo int,
+                about int,
+                status int,
+                read_receipts boolean,
+                group_add int)""",
+            # One partition per owner. The static columns are written only by the
+            # conditional batch that adds and removes the owner's rows (compare-and-set on
+            # version, users/privacy_scylla.py), so contact_count always equals the number
+            # of rows and bounds the list without counting it.
+            """CREATE TABLE IF NOT EXISTS contacts (
+                owner_id text,
+                contact_id text,
+                version bigint static,
+                contact_count int static,
+                PRIMARY KEY (owner_id, contact_id))""",
+            # UpdateContacts request ids, with a TTL, so that a repeat changes nothing.
+            """CREATE TABLE IF NOT EXISTS contact_requests (
+                owner_id text,
+                request_id text,
+                contact_count int,
+                PRIMARY KEY ((owner_id, request_id)))""",
             # presence: coalesced last seen (anchor) ----------------------------------------
+            # One row per user, written at most once per presence.last_seen_write_interval,
+            # with the last seen (in microseconds) as the write timestamp: never moves back.
+            """CREATE TABLE IF NOT EXISTS last_seen (
+                user_id text PRIMARY KEY,
+                last_seen double,
+                written_at double)""",
             # devices: read markers and tombstones (anchor) ---------------------------------
+            # One partition per account; conversation is "u:<user id>" or "g:<group id>".
+            # Only LWTs write here (IF NOT EXISTS, then IF <the values read>), so a marker
+            # never moves back under concurrent updates (devices/sync_scylla.py).
+            """CREATE TABLE IF NOT EXISTS read_markers (
+                user_id text,
+                conversation text,
+                read_through_time double,
+                read_through_server_message_id text,
+                PRIMARY KEY ((user_id), conversation))""",
+            # The claim of one tombstone per (account, conversation, message): only LWTs
+            # write here (IF NOT EXISTS; IF scope = 1 to raise FOR_ME to FOR_EVERYONE), so
+            # two devices deleting one message converge. TTL: the message retention.
+            """CREATE TABLE IF NOT EXISTS tombstones_by_message (
+                user_id text,
+                conversation text,
+                server_message_id text,
+                scope int,
+                delete_time double,
+                deleted_by_user_id text,
+                deleted_by_device_id int,
+                expires_at double,
+                PRIMARY KEY ((user_id), conversation, server_message_id))""",
+            # The same tombstones in listing order (oldest first), written from the claim
+            # (rewritten identically by a retry). TTL: the message retention.
+            """CREATE TABLE IF NOT EXISTS tombstones (
+                user_id text,
+                delete_time double,
+                conversation text,
+                server_message_id text,
+                scope int,
+                deleted_by_user_id text,
+                deleted_by_device_id int,
+                expires_at double,
+                PRIMARY KEY ((user_id), delete_time, conversation, server_message_id))""",
             # router: message origins and group logs (anchor) -------------------------------
+            # Who sent a message, where and when, by server message id (a delete for
+            # everyone is checked against it). Written before the send is claimed, so every
+            # acknowledged send has one; TTL: the message retention.
+            """CREATE TABLE IF NOT EXISTS message_origins (
+                server_message_id text PRIMARY KEY,
+                sender_user_id text,
+                sender_device_id int,
+                destination_user_id text,
+                destination_group_id text,
+                server_time double,
+                expires_at double)""",
+            # router: group messages, large-group logs (lead) ------------------------------
+            """CREATE TABLE IF NOT EXISTS group_messages (
+                group_id text,
+                server_message_id text,
+                sender_user_id text,
+                sender_device_id int,
+                server_time double,
+                expires_at double,
+                recipient_count int,
+                PRIMARY KEY ((group_id, server_message_id)))""",
+            # A large group's log: one partition per group. `head` (static) is the highest
+            # position handed out; an append is a conditional batch on it that also writes
+            # the entry, so entries become visible in position order and a reader at
+            # position P never misses a lower one that commits later.
+            """CREATE TABLE IF NOT EXISTS group_log (
+                group_id text,
+                position bigint,
+                head bigint static,
+                server_message_id text,
+                type int,
+                sender_user_id text,
+                sender_device_id int,
+                client_message_id text,
+                destination_user_id text,
+                destination_group_id text,
+                content blob,
+                server_time double,
+                expires_at double,
+                urgent boolean,
+                extra text,
+                PRIMARY KEY (group_id, position))
+                WITH CLUSTERING ORDER BY (position ASC)""",
+            """CREATE TABLE IF NOT EXISTS group_log_by_message (
+                group_id text,
+                server_message_id text,
+                position bigint,
+                PRIMARY KEY (group_id, server_message_id))""",
         ),
     ),
 )

@@ -9,7 +9,7 @@ from chatconnect.runtime.config import one_of, positive, setting
 
 @dataclass(frozen=True)
 class UsersConfig:
-    """Phone verification and registration."""
+    """Phone verification, registration, and contact lists."""
 
     verification_provider: str = setting(
         "log",
@@ -29,4 +29,21 @@ class UsersConfig:
         "",
         "when set, fictional numbers (+1 NXX 555-01XX) accept this code without sending one; "
         "for development and demos only",
+    )
+    max_contacts: int = setting(
+        5000, "user ids one account's contact list may hold", check=positive
+    )
+    max_contacts_per_request: int = setting(
+        500, "user ids one UpdateContacts request may add and remove together", check=positive
+    )
+    contacts_page_size: int = setting(
+        100, "contacts ListContacts returns when the request names no page_size", check=positive
+    )
+    max_contacts_page_size: int = setting(
+        500, "most contacts one ListContacts page returns", check=positive
+    )
+    contacts_request_ttl_seconds: int = setting(
+        86400,
+        "how long an UpdateContacts request_id is remembered, so a repeat changes nothing",
+        check=positive,
     )

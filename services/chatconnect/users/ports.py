@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from chatconnect.model import DeviceAddress
 from chatconnect.users.domain.models import (
     NewDevice,
+    PrivacyChanges,
     PrivacySettings,
     Registration,
     Verification,
@@ -80,3 +81,43 @@ class PrivacyDirectory(abc.ABC):
     async def contacts_among(self, owner_id: str, candidates: Sequence[str]) -> set[str]:
         """Which of `candidates` are in `owner_id`'s contacts (one read, however many
         candidates)."""
+
+
+class PrivacyStore(PrivacyDirectory):
+    """Changes to privacy settings and contact lists (the users service's own writes)."""
+
+    @abc.abstractmethod
+    async def update_privacy_settings(
+        self, user_id: str, changes: PrivacyChanges
+    ) -> PrivacySettings:
+        """Applies the values `changes` sets, keeping the others; returns the settings now
+        in force."""
+
+    @abc.abstractmethod
+    async def existing_users(self, user_ids: Sequence[str]) -> set[str]:
+        """Which of `user_ids` have an account."""
+
+    @abc.abstractmethod
+    async def update_contacts(
+        self,
+        owner_id: str,
+        *,
+        request_id: str,
+        add: Sequence[str],
+        remove: Sequence[str],
+        max_contacts: int,
+        now: float,
+        remember_seconds: float,
+    ) -> int:
+        """Adds `add` to and removes `remove` from the owner's contacts, atomically;
+        returns how many contacts the owner has afterwards.
+
+        Raises TooManyContacts, changing nothing, when the list would exceed
+        `max_contacts`. `request_id` is remembered for `remember_seconds`: a repeat within
+        that time changes nothing and returns the count the first one returned.
+        """
+
+    @abc.abstractmethod
+    async def list_contacts(self, owner_id: str, *, after: str, limit: int) -> list[str]:
+        """Up to `limit` of the owner's contacts in user id order, those after `after`
+        (all from the first when `after` is empty)."""

@@ -34,7 +34,6 @@ from chatconnect.users.domain.registration import check_registration_id, check_r
 from chatconnect.users.domain.sessions import SessionIssuer, hash_secret
 
 LINK_POLL_SECONDS = 0.05
-BEGIN_LINKS_PER_MINUTE = 10
 
 
 class DeviceService:
@@ -76,8 +75,8 @@ class DeviceService:
             raise FieldMissing("kind")
         decision = await self._limiter.acquire(
             f"link:{client_ip}",
-            rate_per_second=BEGIN_LINKS_PER_MINUTE / 60.0,
-            burst=BEGIN_LINKS_PER_MINUTE,
+            rate_per_second=self._config.link_begins_per_minute / 60.0,
+            burst=max(1, int(self._config.link_begins_per_minute)),
         )
         if not decision.allowed:
             raise RateLimited("ip", decision.retry_after_seconds)

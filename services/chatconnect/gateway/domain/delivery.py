@@ -36,6 +36,10 @@ class _Acked:
     ids: tuple[str, ...]
 
 
+_LOG_ENTRIES_REMEMBERED = 1000
+"""Pushed group log entries awaiting the client's acknowledgement, per connection; older
+ones are forgotten (they then do not count as delivered until the member reads them)."""
+
 Outbound = Envelope | InboxGap | Drained
 Emit = Callable[[Outbound], Awaitable[None]]
 
@@ -64,11 +68,16 @@ class DeliveryLoop:
         self._signals: asyncio.Queue[BusEvent | _Acked] = asyncio.Queue()
         self._in_flight: set[str] = set()
         self._late_after: int | None = None
+        self._log_entries: dict[str, Envelope] = {}
         self.delivered_through = 0
 
     def acknowledged(self, ids: Sequence[str]) -> None:
         """The client acknowledged these ids (already removed from the store)."""
         self._signals.put_nowait(_Acked(tuple(ids)))
+
+    def take_log_entries(self, ids: Sequence[str]) -> list[Envelope]:
+        """The pushed group log entries among acknowledged `ids` (each reported once)."""
+        return [e for e in (self._log_entries.pop(i, None) for i in ids) if e is not None]
 
     def _room(self) -> int:
         return self._window - len(self._in_flight)
@@ -112,6 +121,15 @@ class DeliveryLoop:
             elif isinstance(signal, Resync):
                 must_read = True
             elif isinstance(signal, InboxChanged):
+                if signal.envelope is not None and signal.envelope.group_log_position:
+                    # A large group's message lives in the group log, not the inbox: it is
+                    # outside the inbox order and window. Its acknowledgement only counts
+                    # it as delivered, so it is remembered until then.
+                    self._log_entries[signal.envelope.server_message_id] = signal.envelope
+                    while len(self._log_entries) > _LOG_ENTRIES_REMEMBERED:
+                        self._log_entries.pop(next(iter(self._log_entries)))
+                    await self._emit(signal.envelope)
+                    continue
                 if signal.sequence <= self.delivered_through:
                     self._note_late(signal)
                     continue

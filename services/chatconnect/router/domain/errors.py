@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from chatconnect.groups.domain.errors import MembershipVersionStale
 from chatconnect.router.domain.models import DeviceListMismatch
 from chatconnect.runtime.errors import ChatConnectError, LimitExceeded
 
@@ -44,8 +45,38 @@ class TooManyDevices(LimitExceeded):
     """A send addresses more devices than router.max_devices_per_send."""
 
 
-class GroupSendUnavailable(ChatConnectError):
-    """Group sends are not served by this release."""
+class MessageNotFound(ChatConnectError):
+    """The group has no such message (or it passed the retention time)."""
+
+
+class NotMessageSender(ChatConnectError):
+    """Only the sender of the message may do this."""
+
+
+class OnlyAdminsSend(ChatConnectError):
+    """The group lets only admins send, and the caller is not one."""
+
+
+class GroupSendStale(MembershipVersionStale):
+    """A group send was encrypted for another membership version than the current one."""
+
+    def __init__(self, group_id: str, *, requested: int, current: int) -> None:
+        super().__init__(group_id, requested=requested, current=current)
+        # The groups service's text is about paging; a sender needs to know what to do.
+        self.message = (
+            f"group {group_id} is at membership version {current}, the send was encrypted "
+            f"for {requested}: refresh the members (GetGroupDevices), distribute the sender "
+            "key to new devices, rotate it if anyone left, and resend with the same client "
+            "message id"
+        )
+
+
+class GroupContentMissing(ChatConnectError):
+    """A group send carries no group_content."""
+
+
+class TooManyKeyDistributions(LimitExceeded):
+    """A group send carries more sender-key distributions than allowed."""
 
 
 class TooManyIds(LimitExceeded):

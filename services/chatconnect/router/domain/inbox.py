@@ -20,6 +20,8 @@ from chatconnect.model import (
 )
 from chatconnect.router.config import RouterConfig
 from chatconnect.router.domain.errors import PageTokenInvalid, ReceiptTypeInvalid, TooManyIds
+from chatconnect.router.domain.group_reading import GroupReading
+from chatconnect.router.domain.models import ReceivedMessage
 from chatconnect.router.domain.sending import Deliverer, server_send
 from chatconnect.router.ports import MessageStore
 from chatconnect.runtime.errors import FieldInvalid
@@ -59,12 +61,14 @@ class InboxService:
         store: MessageStore,
         directory: DeviceDirectory,
         deliverer: Deliverer,
+        groups: GroupReading,
         config: RouterConfig,
         clock: Clock,
     ) -> None:
         self._store = store
         self._directory = directory
         self._deliverer = deliverer
+        self._groups = groups
         self._config = config
         self._clock = clock
 
@@ -100,24 +104,41 @@ class InboxService:
             return
         removed = await self._store.acknowledge(device, ids)
         by_sender: dict[str, list[str]] = defaultdict(list)
+        group_messages: list[Envelope] = []
         for envelope in removed:
             if (
                 envelope.type in CLIENT_ENVELOPE_TYPES
                 and envelope.sender is not None
                 and envelope.sender.user_id != device.user_id
             ):
+                if envelope.destination.group_id:
+                    # Tallied per group, never one receipt per member per message.
+                    if envelope.type == EnvelopeType.SENDER_KEY_CIPHERTEXT:
+                        group_messages.append(envelope)
+                    continue
                 by_sender[envelope.sender.user_id].append(envelope.server_message_id)
+        if group_messages:
+            await self._groups.acknowledged(device, group_messages)
         for sender_user, message_ids in by_sender.items():
             await self._send_receipt(device, sender_user, ReceiptType.DELIVERED, message_ids)
+
+    async def acknowledge_log_entries(
+        self, device: DeviceAddress, entries: Sequence[Envelope]
+    ) -> None:
+        """Large-group messages pushed to the device and acknowledged: delivered (they
+        stay in the group log)."""
+        if entries:
+            await self._groups.acknowledged(device, entries)
 
     async def send_receipts(
         self,
         reader: DeviceAddress,
         *,
         receipt_type: ReceiptType,
-        messages: Sequence[tuple[str, str]],
+        messages: Sequence[ReceivedMessage],
     ) -> None:
-        """Sends READ or PLAYED receipts; `messages` holds (sender user, server id)."""
+        """Sends READ or PLAYED receipts: to the senders' devices for 1:1 messages, into
+        the group tally for group messages."""
         if receipt_type not in (ReceiptType.READ, ReceiptType.PLAYED):
             raise ReceiptTypeInvalid("type must be READ or PLAYED")
         if len(messages) > self._config.max_receipt_messages:
@@ -128,12 +149,18 @@ class InboxService:
                 actual=len(messages),
             )
         by_sender: dict[str, list[str]] = defaultdict(list)
-        for sender_user, server_message_id in messages:
-            if not sender_user or not server_message_id:
+        in_groups: list[tuple[str, str]] = []
+        for message in messages:
+            if not message.sender_user_id or not message.server_message_id:
                 raise FieldInvalid(
                     "messages", "every message needs sender_user_id and server_message_id"
                 )
-            by_sender[sender_user].append(server_message_id)
+            if message.group_id:
+                in_groups.append((message.group_id, message.server_message_id))
+            else:
+                by_sender[message.sender_user_id].append(message.server_message_id)
+        if in_groups:
+            await self._groups.receipts(reader, receipt_type, in_groups)
         for sender_user, message_ids in by_sender.items():
             await self._send_receipt(reader, sender_user, receipt_type, message_ids)
 

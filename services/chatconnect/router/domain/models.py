@@ -26,6 +26,10 @@ class OutgoingMessage:
     ciphertexts: tuple[DeviceCiphertext, ...]
     urgent: bool = False
     shard_epoch: int = 0
+    group_membership_version: int = 0
+    """Group sends: the membership version the client encrypted for."""
+    group_content: bytes = b""
+    """Group sends: the message encrypted once with the sender's sender key."""
 
 
 @dataclass(frozen=True)
@@ -71,3 +75,37 @@ class PendingSend:
     server_time: float
     expire_time: float
     deliveries: tuple[Delivery, ...]
+    destination: Conversation | None = None
+    """The conversation, for a client send with no inbox deliveries (a large group's
+    message, stored in the group log); otherwise the deliveries' envelopes say it."""
+
+
+@dataclass(frozen=True)
+class GroupMessage:
+    """What the router keeps about an accepted group message."""
+
+    group_id: str
+    server_message_id: str
+    sender: DeviceAddress
+    server_time: float
+    expire_time: float
+    recipient_count: int
+    """Members the message went to (every member but the sender, at the send)."""
+
+
+@dataclass(frozen=True)
+class ReceiptCounts:
+    """Members that reached a group message."""
+
+    delivered: int
+    read: int
+    played: int
+
+
+@dataclass(frozen=True)
+class ReceivedMessage:
+    """A message a receipt is about, as the reader identifies it."""
+
+    sender_user_id: str
+    server_message_id: str
+    group_id: str = ""

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
+
 from chatconnect.devices.ports import DeviceDirectory
 from chatconnect.model import (
     Clock,
@@ -48,3 +51,34 @@ class NoticeService:
                 notice=Notice(NoticeType.DEVICE_LIST_CHANGED, user_id, summaries(devices)),
             )
         )
+
+    async def own_account_changed(
+        self,
+        notice_type: NoticeType,
+        user_ids: Sequence[str],
+        *,
+        except_device: DeviceAddress | None = None,
+    ) -> None:
+        """Every device of each account in `user_ids` but `except_device` (the one that made
+        the change) learns that state of its own account changed (read markers,
+        tombstones) and syncs it. One durable notice per device; callers pass bounded
+        batches of accounts."""
+        devices = await self._directory.list_devices_of(user_ids)
+        now = self._clock()
+        sends = []
+        for user_id, records in devices.items():
+            recipients = [DeviceAddress(user_id, d.device_id) for d in records]
+            recipients = [r for r in recipients if r != except_device]
+            if recipients:
+                sends.append(
+                    server_send(
+                        recipients,
+                        type=EnvelopeType.SERVER_NOTICE,
+                        sender=None,
+                        destination=Conversation(user_id=user_id),
+                        now=now,
+                        retention_seconds=self._config.retention_seconds,
+                        notice=Notice(notice_type, user_id),
+                    )
+                )
+        await asyncio.gather(*(self._deliverer.commit_and_push(send) for send in sends))

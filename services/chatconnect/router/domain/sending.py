@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterable
 
-from chatconnect.bus.ports import Bus, InboxChanged, RateLimiter
+from chatconnect.bus.ports import Bus, RateLimiter
 from chatconnect.devices.domain.models import DeviceRecord
 from chatconnect.devices.ports import DeviceDirectory
+from chatconnect.groups.config import GroupsConfig
 from chatconnect.model import (
     Clock,
     Conversation,
@@ -19,7 +19,9 @@ from chatconnect.model import (
 )
 from chatconnect.router.config import RouterConfig
 from chatconnect.router.domain import device_check
-from chatconnect.router.domain.errors import DeviceListMismatchError, GroupSendUnavailable
+from chatconnect.router.domain.envelopes import inbox_event, new_server_message_id
+from chatconnect.router.domain.errors import DeviceListMismatchError
+from chatconnect.router.domain.group_sending import GroupSender
 from chatconnect.router.domain.models import (
     Delivery,
     DeviceListMismatch,
@@ -31,14 +33,6 @@ from chatconnect.router.domain.validation import check_outgoing
 from chatconnect.router.ports import MessageStore
 from chatconnect.runtime.errors import RateLimited, UserNotFound
 from chatconnect.sharding.fence import EpochFence
-
-PUSH_INLINE_BYTES = 64 * 1024
-"""Envelopes up to this size travel inside the bus event; larger ones are re-read."""
-
-
-def new_server_message_id() -> str:
-    """A fresh server message id."""
-    return uuid.uuid4().hex
 
 
 class Deliverer:
@@ -52,7 +46,7 @@ class Deliverer:
         """The commit is the acknowledgement point; the push after it is best effort."""
         result, deliveries = await self._store.commit(send)
         if deliveries:
-            await self._bus.publish([_inbox_event(d) for d in deliveries])
+            await self._bus.publish([inbox_event(d) for d in deliveries])
         return result
 
 
@@ -93,14 +87,9 @@ def server_send(
     )
 
 
-def _inbox_event(delivery: Delivery) -> InboxChanged:
-    envelope = delivery.envelope
-    inline = envelope if len(envelope.content) <= PUSH_INLINE_BYTES else None
-    return InboxChanged(delivery.recipient, envelope.sequence, inline)
-
-
 class SendService:
-    """Accepts 1:1 sends from authenticated devices."""
+    """Accepts sends from authenticated devices: 1:1 here, group sends through the
+    GroupSender."""
 
     def __init__(
         self,
@@ -110,7 +99,9 @@ class SendService:
         deliverer: Deliverer,
         limiter: RateLimiter,
         fence: EpochFence,
+        groups: GroupSender,
         config: RouterConfig,
+        groups_config: GroupsConfig,
         clock: Clock,
     ) -> None:
         self._store = store
@@ -118,17 +109,21 @@ class SendService:
         self._deliverer = deliverer
         self._limiter = limiter
         self._fence = fence
+        self._groups = groups
         self._config = config
+        self._groups_config = groups_config
         self._clock = clock
 
     async def send(self, sender: DeviceAddress, message: OutgoingMessage) -> SendResult:
         """Returns once the message is durable for every addressed device."""
-        check_outgoing(sender, message, self._config)
+        check_outgoing(sender, message, self._config, self._groups_config)
         # Before anything touches the store: a sender routing by an old shard map must
         # re-route, not write into a region that may no longer own the shard.
         await self._fence.check(message.shard_epoch)
         previous = await self._store.find_send(sender, message.client_message_id)
         if previous is not None:
+            if message.destination.group_id:
+                return await self._groups.complete(sender, message, previous)
             return previous
         decision = await self._limiter.acquire(
             f"send:{sender}",
@@ -138,7 +133,7 @@ class SendService:
         if not decision.allowed:
             raise RateLimited("device", decision.retry_after_seconds)
         if message.destination.group_id:
-            raise GroupSendUnavailable("group sends are not served by this release yet")
+            return await self._groups.send(sender, message, new_server_message_id())
         await self._check_devices(sender, message)
         now = self._clock()
         server_message_id = new_server_message_id()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from chatconnect.runtime.errors import ChatConnectError
+from chatconnect.runtime.errors import ChatConnectError, LimitExceeded
 
 
 class PhoneNumberInvalid(ChatConnectError):
@@ -31,3 +31,14 @@ class RefreshTokenInvalid(ChatConnectError):
 
 class ProviderUnavailable(ChatConnectError):
     """The verification provider could not send the code; try again later."""
+
+
+class TooManyContacts(LimitExceeded):
+    """The contact list would hold more user ids than `users.max_contacts`."""
+
+    def __init__(self, *, limit: int, actual: int) -> None:
+        super().__init__("contacts", setting="users.max_contacts", limit=limit, actual=actual)
+
+
+class TooManyUsers(LimitExceeded):
+    """One request names more user ids than its limit allows."""

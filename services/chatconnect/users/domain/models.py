@@ -77,3 +77,20 @@ class PrivacySettings:
     status: Visibility = Visibility.CONTACTS
     read_receipts: bool = True
     group_add: Visibility = Visibility.EVERYONE
+
+
+@dataclass(frozen=True)
+class PrivacyChanges:
+    """The privacy settings a user changes at once; None keeps the current value."""
+
+    last_seen: Visibility | None = None
+    online: Visibility | None = None
+    profile_photo: Visibility | None = None
+    about: Visibility | None = None
+    status: Visibility | None = None
+    read_receipts: bool | None = None
+    group_add: Visibility | None = None
+
+    def is_empty(self) -> bool:
+        """True when nothing would change."""
+        return self == PrivacyChanges()

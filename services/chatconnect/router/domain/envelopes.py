@@ -1,0 +1,23 @@
+"""Ids of sends and the bus events that announce their envelopes."""
+
+from __future__ import annotations
+
+import uuid
+
+from chatconnect.bus.ports import InboxChanged
+from chatconnect.router.domain.models import Delivery
+
+PUSH_INLINE_BYTES = 64 * 1024
+"""Envelopes up to this size travel inside the bus event; larger ones are re-read."""
+
+
+def new_server_message_id() -> str:
+    """A fresh server message id."""
+    return uuid.uuid4().hex
+
+
+def inbox_event(delivery: Delivery) -> InboxChanged:
+    """The bus event telling the recipient's connection about a committed delivery."""
+    envelope = delivery.envelope
+    inline = envelope if len(envelope.content) <= PUSH_INLINE_BYTES else None
+    return InboxChanged(delivery.recipient, envelope.sequence, inline)
