@@ -50,7 +50,7 @@ protos-check:
 
 lint: $(GENERATED)
 	@echo "==> ruff"
-	$(VENV)/bin/ruff check services operator tests tools tools/testenv tools/kubeenv
+	$(VENV)/bin/ruff check services operator tests tools tools/testenv tools/kubeenv bench
 
 typecheck: $(GENERATED)
 	@echo "==> mypy --strict"

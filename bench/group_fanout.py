@@ -92,6 +92,8 @@ async def run(args: argparse.Namespace) -> None:
             }
         },
         {"router": {"sends_per_second": 1000.0, "send_burst": 1000}},
+        # The sender fetches every member's prekeys once to distribute its sender key.
+        {"keys": {"bundle_fetches_per_minute": 100_000}},
     ]
     if args.store == "distributed":
         sections.insert(0, distributed_overrides(scylla_config(), redis_url()))
@@ -108,6 +110,7 @@ async def run(args: argparse.Namespace) -> None:
             for start in range(0, len(clients), 50):
                 await asyncio.gather(*(c.connect() for c in clients[start : start + 50]))
             await asyncio.gather(*(c.wait_drained(120) for c in clients))
+            await asyncio.sleep(args.settle)  # let the connects' own work (presence) finish
             sender = server.client(owner)
             await sender.connect()
             _say("distributing the sender key (first message)")
@@ -115,6 +118,7 @@ async def run(args: argparse.Namespace) -> None:
             await asyncio.gather(*(_next_group_text(c, group_id) for c in clients))
             timings: list[float] = []
             for round_number in range(args.rounds):
+                await asyncio.sleep(args.pause)  # the previous round's acknowledgements land
                 text = f"round {round_number}"
                 started = time.perf_counter()
                 waiters = [asyncio.create_task(_next_group_text(c, group_id)) for c in clients]
@@ -142,6 +146,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--members", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument(
+        "--settle", type=float, default=10.0, help="seconds to wait after connecting"
+    )
+    parser.add_argument("--pause", type=float, default=2.0, help="seconds between rounds")
     parser.add_argument("--store", choices=["embedded", "distributed"], default="embedded")
     parser.add_argument(
         "--threshold", type=int, default=512, help="groups.fan_out_on_read_threshold"

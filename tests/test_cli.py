@@ -49,7 +49,7 @@ def _demo(address: str) -> subprocess.CompletedProcess[str]:
         env=_env(),
     )
     assert demo.returncode == 0, demo.stdout + demo.stderr
-    assert "demo: all 7 checks passed" in demo.stdout
+    assert "demo: all 9 checks passed" in demo.stdout
     return demo
 
 
@@ -89,7 +89,7 @@ def test_demo_against_nothing_says_what_to_do() -> None:
 
 def test_serving_a_planned_service_is_refused_clearly() -> None:
     result = subprocess.run(
-        [*CHATCONNECT, "serve", "groups"], capture_output=True, text=True, timeout=30, env=_env()
+        [*CHATCONNECT, "serve", "media"], capture_output=True, text=True, timeout=30, env=_env()
     )
     assert result.returncode == 2
     assert "not served by this release yet" in result.stderr

@@ -1,9 +1,12 @@
 """`chatconnect demo`: a real conversation through the public contract, checked end to end.
 
-Two users; Bob has a phone and a linked desktop. Alice and Bob exchange 1:1 messages; the
-desktop comes online later and syncs what it missed; Bob's phone loses its connection and
-resumes from its cursor; Alice repeats a send, which must not show twice; delivery and
-read receipts reach Alice. Every step is checked; the exit code is 0 only if all passed.
+Three users; Bob has a phone and a linked desktop. Alice and Bob exchange 1:1 messages;
+the desktop comes online later and syncs what it missed; Bob's phone loses its connection
+and resumes from its cursor; Alice repeats a send, which must not show twice; delivery and
+read receipts reach Alice. Then Alice, Bob and Carol form a group: one sender-key message
+reaches every member device and its receipts are counted for Alice; Carol follows Alice's
+presence and sees her online (with the device kind) and then offline with a last seen.
+Every step is checked; the exit code is 0 only if all passed.
 """
 
 from __future__ import annotations
@@ -14,6 +17,14 @@ from collections.abc import Awaitable, Callable
 
 from chatconnect.client import ChatClient, ChatError, link_device, register_account
 from chatconnect.common.v1 import common_pb2
+from chatconnect.demo_steps import (
+    create_group,
+    next_group_text,
+    receipt_summary,
+    state_account,
+    watch_presence,
+)
+from chatconnect.presence.v1 import presence_pb2
 
 
 def _test_number() -> str:
@@ -63,6 +74,7 @@ async def run_demo(target: str, *, code: str) -> int:
     try:
         alice_account = await register_account(target, _test_number(), code=code)
         bob_account = await register_account(target, _test_number(), code=code)
+        state["carol"] = await register_account(target, _test_number(), code=code)
     except ChatError as exc:
         print(f"  FAIL registration: {exc}", flush=True)
         print(
@@ -153,6 +165,40 @@ async def run_demo(target: str, *, code: str) -> int:
             assert got == expected, f"bob's desktop got {got}"
             return "Alice got the reply; Bob's desktop has the whole conversation, in order"
 
+        async def group() -> str:
+            carol = ChatClient(target, state_account(state, "carol"))
+            state["carol_client"] = carol
+            await carol.connect()
+            group_id = await create_group(
+                target, alice_account, [bob_account.user_id, state_account(state, "carol").user_id]
+            )
+            result = await alice.send_group_text(group_id, "team lunch at 1")
+            assert bob_desktop is not None
+            for reader in (bob_phone, bob_desktop, carol):
+                assert await next_group_text(reader, group_id) == "team lunch at 1"
+            await carol.send_receipts(
+                common_pb2.RECEIPT_TYPE_READ,
+                [(alice_account.user_id, result.server_message_id, group_id)],
+            )
+            summary = await receipt_summary(
+                target, alice_account, group_id, result.server_message_id
+            )
+            assert summary.read_count == 1, f"read by {summary.read_count}"
+            return (
+                "one ciphertext for the group reached Bob's phone and desktop and Carol; "
+                f"read by {summary.read_count} of {summary.recipient_count}"
+            )
+
+        async def presence() -> str:
+            carol_account = state_account(state, "carol")
+            async with watch_presence(target, carol_account, alice_account.user_id) as watch:
+                online = await watch.next_state(presence_pb2.PRESENCE_STATE_ONLINE)
+                kinds = [common_pb2.DeviceKind.Name(d.kind) for d in online.devices]
+                await alice.close()
+                offline = await watch.next_state(presence_pb2.PRESENCE_STATE_OFFLINE)
+            assert offline.HasField("last_seen_time"), "no last seen"
+            return f"Carol saw Alice online ({', '.join(kinds)}), then offline with a last seen"
+
         for name, step in [
             ("link a second device for Bob", link),
             ("1:1 send and receive", send_and_receive),
@@ -161,11 +207,14 @@ async def run_demo(target: str, *, code: str) -> int:
             ("reconnect and resume from cursor", reconnect),
             ("delivery and read receipts", receipts),
             ("reply reaches the sender and the replier's other device", reply),
+            ("group message: one ciphertext, every member device", group),
+            ("presence: online with device kind, then offline", presence),
         ]:
             await checks.run(name, step)
     finally:
-        for client in (alice, bob_phone, bob_desktop):
-            if client is not None:
+        carol_client = state.get("carol_client")
+        for client in (alice, bob_phone, bob_desktop, carol_client):
+            if isinstance(client, ChatClient):
                 await client.close()
     total = checks.passed + len(checks.failed)
     elapsed = time.perf_counter() - started

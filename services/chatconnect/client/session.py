@@ -81,7 +81,12 @@ class ChatClient:
         self.account = account
         self._window = window
         self._reconnect = reconnect
-        self._channel = grpc.aio.insecure_channel(target)
+        # One connection per device, as on a real phone: gRPC would otherwise share one
+        # HTTP/2 connection between clients of a process, whose stream limit then caps how
+        # many devices one process (a test, a load generator) can hold.
+        self._channel = grpc.aio.insecure_channel(
+            target, options=[("grpc.use_local_subchannel_pool", 1)]
+        )
         self._received: asyncio.Queue[Received] = asyncio.Queue()
         self._pending: OrderedDict[
             str, tuple[router_pb2.OutgoingMessage, asyncio.Future[router_pb2.SendResult]]
@@ -216,6 +221,26 @@ class ChatClient:
         self._connected.set()
         for outgoing, _future in list(self._pending.values()):
             await self._write_send(outgoing)
+        interval = welcome.welcome.ping_interval.ToTimedelta().total_seconds()
+        keep_alive = asyncio.create_task(self._ping_every(interval)) if interval > 0 else None
+        try:
+            await self._read_frames(call)
+        finally:
+            if keep_alive is not None:
+                keep_alive.cancel()
+
+    async def _ping_every(self, interval: float) -> None:
+        """Pings as often as Welcome asks: the server closes a silent stream after twice the
+        interval, and an idle device must stay connected (and shown online)."""
+        nonce = 0
+        while True:
+            await asyncio.sleep(interval)
+            nonce += 1
+            await self._write(gw.ConnectRequest(ping=gateway_pb2.Ping(nonce=nonce)))
+
+    async def _read_frames(
+        self, call: grpc.aio.StreamStreamCall[gw.ConnectRequest, gw.ConnectResponse]
+    ) -> None:
         while True:
             frame = await call.read()
             if not isinstance(frame, gw.ConnectResponse):

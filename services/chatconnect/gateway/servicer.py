@@ -233,8 +233,12 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
             if self._presence is not None:
                 # Offline at once, not when the lease runs out (even if the stream ended
                 # while it was being marked online).
+                offline = asyncio.ensure_future(self._presence.disconnected(holder))
+                # Shielded, it may finish after this handler (at shutdown, after the
+                # stores closed): its outcome is logged, never left unretrieved.
+                offline.add_done_callback(_log_presence_failure)
                 with suppress(Exception):
-                    await asyncio.shield(self._presence.disconnected(holder))
+                    await asyncio.shield(offline)
             if self._connections.get(device) is connection:
                 del self._connections[device]
             log.info("device disconnected", device=str(device), session=connection.session_id)
@@ -387,6 +391,11 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
                 log.info("closing idle connection", device=str(connection.device))
                 connection.close_with(pb.ConnectResponse(go_away=gateway_pb2.GoAway(reason="IDLE")))
                 return
+
+
+def _log_presence_failure(task: asyncio.Future[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("presence not updated on disconnect", error=str(task.exception()))
 
 
 def _request_failed(

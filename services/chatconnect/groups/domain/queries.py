@@ -3,7 +3,6 @@ message is encrypted for."""
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 
 from chatconnect.devices.domain.models import DeviceRecord
@@ -112,16 +111,17 @@ class GroupQueries:
             after=after,
             size=size,
         )
-        listed = await asyncio.gather(*(self._devices.list_devices(u) for u in page.items))
+        # One bulk read for the page, not one per member.
+        listed = await self._devices.list_devices_of(page.items)
         members = [
             (
                 user_id,
                 [
                     d
-                    for d in devices
+                    for d in listed.get(user_id, [])
                     if not (user_id == caller.user_id and d.device_id == caller.device_id)
                 ],
             )
-            for user_id, devices in zip(page.items, listed, strict=True)
+            for user_id in page.items
         ]
         return DevicesPage(members, version, page.next_token)

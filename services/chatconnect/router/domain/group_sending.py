@@ -24,7 +24,11 @@ from chatconnect.groups.ports import GroupDirectory
 from chatconnect.model import Clock, DeviceAddress, Envelope, EnvelopeType
 from chatconnect.router.config import RouterConfig
 from chatconnect.router.domain import device_check
-from chatconnect.router.domain.envelopes import inbox_event, new_server_message_id
+from chatconnect.router.domain.envelopes import (
+    client_envelope,
+    inbox_event,
+    new_server_message_id,
+)
 from chatconnect.router.domain.errors import (
     DeviceListMismatchError,
     GroupSendStale,
@@ -225,15 +229,13 @@ class GroupSender:
         deliveries = tuple(
             Delivery(
                 c.device,
-                Envelope(
+                client_envelope(
+                    sender,
+                    message,
                     server_message_id=server_message_id,
-                    sequence=0,
                     type=EnvelopeType.SENDER_KEY_DISTRIBUTION,
-                    sender=sender,
-                    client_message_id=message.client_message_id,
-                    destination=message.destination,
                     content=c.content,
-                    server_time=now,
+                    now=now,
                     expire_time=expire_time,
                 ),
             )
@@ -259,17 +261,14 @@ class GroupSender:
         now: float,
         expire_time: float,
     ) -> Envelope:
-        return Envelope(
+        return client_envelope(
+            sender,
+            message,
             server_message_id=server_message_id,
-            sequence=0,
             type=EnvelopeType.SENDER_KEY_CIPHERTEXT,
-            sender=sender,
-            client_message_id=message.client_message_id,
-            destination=message.destination,
             content=message.group_content,
-            server_time=now,
+            now=now,
             expire_time=expire_time,
-            urgent=message.urgent,
         )
 
     async def _push(self, deliveries: Sequence[Delivery]) -> None:

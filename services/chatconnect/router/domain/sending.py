@@ -19,7 +19,11 @@ from chatconnect.model import (
 )
 from chatconnect.router.config import RouterConfig
 from chatconnect.router.domain import device_check
-from chatconnect.router.domain.envelopes import inbox_event, new_server_message_id
+from chatconnect.router.domain.envelopes import (
+    client_envelope,
+    inbox_event,
+    new_server_message_id,
+)
 from chatconnect.router.domain.errors import DeviceListMismatchError
 from chatconnect.router.domain.group_sending import GroupSender
 from chatconnect.router.domain.models import (
@@ -141,17 +145,14 @@ class SendService:
         deliveries = tuple(
             Delivery(
                 c.device,
-                Envelope(
+                client_envelope(
+                    sender,
+                    message,
                     server_message_id=server_message_id,
-                    sequence=0,
                     type=c.type,
-                    sender=sender,
-                    client_message_id=message.client_message_id,
-                    destination=message.destination,
                     content=c.content,
-                    server_time=now,
+                    now=now,
                     expire_time=expire_time,
-                    urgent=message.urgent,
                 ),
             )
             for c in message.ciphertexts
