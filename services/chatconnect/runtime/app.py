@@ -339,9 +339,15 @@ async def _open_bus(
     """The in-process bus, or the Redis one (started) when server.bus=redis."""
     if settings.server.bus == "inprocess":
         return InProcessBus(), InProcessRateLimiter(), None
-    client = aioredis.Redis.from_url(
-        settings.server.redis_url, socket_timeout=settings.server.store_timeout_seconds
+    # A blocking pool: a burst (a large group's fan-out) queues for a connection rather
+    # than failing once the pool is exhausted.
+    pool = aioredis.BlockingConnectionPool.from_url(
+        settings.server.redis_url,
+        max_connections=settings.server.redis_max_connections,
+        timeout=settings.server.store_timeout_seconds,
+        socket_timeout=settings.server.store_timeout_seconds,
     )
+    client = aioredis.Redis.from_pool(pool)  # closing the client closes the pool
     try:
         await client.ping()
     except (RedisError, OSError) as exc:

@@ -48,6 +48,12 @@ class ServerConfig:
     redis_url: str = setting(
         "redis://127.0.0.1:6379/0", "Redis for the bus and rate limits when server.bus=redis"
     )
+    redis_max_connections: int = setting(
+        512,
+        "Redis connections one process opens at most; calls beyond wait for a free one "
+        "(up to server.store_timeout_seconds) instead of failing",
+        check=positive,
+    )
     route_heartbeat_seconds: float = setting(
         10.0,
         "how often a process rewrites the Redis routes of its connected devices",
