@@ -15,6 +15,9 @@ import pytest
 
 from chatconnect.client import Account, ChatClient, ChatError
 from chatconnect.common.v1 import common_pb2
+from chatconnect.gateway.v1 import gateway_pb2
+from chatconnect.gateway.v1 import gateway_service_pb2 as gw
+from chatconnect.gateway.v1 import gateway_service_pb2_grpc as gw_grpc
 from chatconnect.groups.v1 import groups_pb2
 from chatconnect.groups.v1 import groups_service_pb2 as groups_pb
 from chatconnect.groups.v1 import groups_service_pb2_grpc as groups_grpc
@@ -22,6 +25,9 @@ from chatconnect.router.v1 import router_pb2
 from chatconnect.router.v1 import router_service_pb2 as router_pb
 from chatconnect.router.v1 import router_service_pb2_grpc as router_grpc
 from chatconnect.storage.cql_config import ScyllaConfig
+from chatconnect.users.v1 import users_pb2
+from chatconnect.users.v1 import users_service_pb2 as users_pb
+from chatconnect.users.v1 import users_service_pb2_grpc as users_grpc
 
 from .conftest import Server, distributed_overrides, running_server
 from .servers import redis_url
@@ -263,6 +269,30 @@ async def test_bad_group_sends_are_refused_with_a_reason(
     assert await _stored_group_envelopes(any_server, ben) == []
 
 
+async def test_a_member_that_stops_reading_never_delays_the_others(
+    any_server: Server, connect: Clients
+) -> None:
+    owner, ben, stuck = [await any_server.register() for _ in range(3)]
+    group = await _create_group(any_server, owner, [ben, stuck])
+    sender, ben_client = await connect(owner), await connect(ben)
+    async with any_server.channel() as channel:
+        # A device that connects and then never reads its stream (a phone gone into a
+        # tunnel with the TCP connection still open).
+        frozen = gw_grpc.GatewayServiceStub(channel).Connect(metadata=stuck.metadata())
+        await frozen.write(
+            gw.ConnectRequest(hello=gateway_pb2.Hello(kind=common_pb2.DEVICE_KIND_PHONE))
+        )
+        texts = [f"message {i} " + "x" * 4000 for i in range(40)]
+        for text in texts:
+            await sender.send_group_text(group.group_id, text)
+        assert [await _group_message(ben_client, 5.0) for _ in texts] == texts
+        frozen.cancel()
+    # Everything is durable for the frozen device, waiting for it to come back.
+    stored = await _stored_group_envelopes(any_server, stuck)
+    ciphertexts = [e for e in stored if e.type == common_pb2.ENVELOPE_TYPE_SENDER_KEY_CIPHERTEXT]
+    assert len(ciphertexts) == len(texts)
+
+
 # -- fan-out on read ----------------------------------------------------------------
 
 
@@ -360,6 +390,22 @@ async def _receipts_are_aggregated(any_server: Server, connect: Clients, *, larg
             break
         await asyncio.sleep(0.1)
     assert (counts.recipient_count, counts.delivered_count, counts.read_count) == (3, 2, 1)
+
+    # A member with read receipts turned off reads too, but is never counted as a reader.
+    async with any_server.channel() as channel:
+        await users_grpc.UsersServiceStub(channel).UpdatePrivacySettings(
+            users_pb.UpdatePrivacySettingsRequest(
+                request_id=uuid.uuid4().hex,
+                settings=users_pb2.PrivacySettings(read_receipts=False),
+                update_read_receipts=True,
+            ),
+            metadata=cat.metadata(),
+        )
+    await cat_client.send_receipts(
+        common_pb2.RECEIPT_TYPE_READ, [(owner.user_id, result.server_message_id, group.group_id)]
+    )
+    counts = await summary()
+    assert (counts.delivered_count, counts.read_count) == (2, 1)
 
     async with any_server.channel() as channel:
         with pytest.raises(grpc.aio.AioRpcError) as raised:

@@ -10,6 +10,7 @@ from chatconnect.router.domain.group_reading import GroupReading
 from chatconnect.router.group_log_embedded import SqliteGroupLog
 from chatconnect.router.tally_inprocess import InProcessReceiptTally
 from chatconnect.storage.sqlite import Database
+from chatconnect.users.privacy_embedded import SqlitePrivacyStore
 
 
 def embedded_group_reading(db: Database, clock: Clock) -> GroupReading:
@@ -18,6 +19,7 @@ def embedded_group_reading(db: Database, clock: Clock) -> GroupReading:
         log=SqliteGroupLog(db),
         tally=InProcessReceiptTally(),
         groups=SqliteGroupStore(db),
+        privacy=SqlitePrivacyStore(db),
         config=RouterConfig(),
         clock=clock,
     )

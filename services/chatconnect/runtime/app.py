@@ -188,6 +188,7 @@ def _wire(
         log=stores.group_log,
         tally=tally,
         groups=stores.groups,
+        privacy=stores.privacy,
         config=settings.router,
         clock=clock,
     )

@@ -20,6 +20,7 @@ from chatconnect.router.domain.errors import (
 from chatconnect.router.domain.models import GroupMessage, ReceiptCounts
 from chatconnect.router.ports import GroupLog, ReceiptTally
 from chatconnect.runtime.errors import FieldMissing
+from chatconnect.users.ports import PrivacyDirectory
 
 
 class GroupReading:
@@ -31,12 +32,14 @@ class GroupReading:
         log: GroupLog,
         tally: ReceiptTally,
         groups: GroupDirectory,
+        privacy: PrivacyDirectory,
         config: RouterConfig,
         clock: Clock,
     ) -> None:
         self._log = log
         self._tally = tally
         self._groups = groups
+        self._privacy = privacy
         self._config = config
         self._clock = clock
 
@@ -97,8 +100,15 @@ class GroupReading:
                     )
                 continue
             through = max(m.server_time for m in known)
-            await self._tally.advance(group_id, ReceiptType.READ, reader.user_id, through)
+            if await self._sends_read_receipts(reader.user_id):
+                await self._tally.advance(group_id, ReceiptType.READ, reader.user_id, through)
+            # Reading implies the message was delivered, whatever the privacy setting.
             await self._tally.advance(group_id, ReceiptType.DELIVERED, reader.user_id, through)
+
+    async def _sends_read_receipts(self, user_id: str) -> bool:
+        """Members who turned read receipts off are never counted as readers."""
+        settings = (await self._privacy.privacy_settings([user_id])).get(user_id)
+        return settings is None or settings.read_receipts
 
     async def summary(
         self, caller: DeviceAddress, group_id: str, server_message_id: str
