@@ -463,8 +463,14 @@ async def test_manual_failback_waits_for_a_person_and_drain_moves_shards_at_once
     drained = await eventually(lambda: _epoch_is(cluster, 4), "us drained", timeout=8)
     assert loop.time() - drained_at < 8
     assert "us" not in drained.homes
-    region = await cluster.get("chatregion", "us")
-    assert condition(region, "Degraded")["reason"] == "Drained"
+
+    async def reported_drained() -> bool:
+        # The status is written after the shard map, in the same reconcile; read it once
+        # that write has landed.
+        region = await cluster.get("chatregion", "us")
+        return bool(condition(region, "Degraded")["reason"] == "Drained")
+
+    await eventually(reported_drained, "us reported Drained", timeout=5)
     await cluster.patch("chatregion", "us", {"spec": {"drain": False}})
     undrained = await eventually(lambda: _epoch_is(cluster, 5), "us back after the drain")
     assert undrained.homes == base
