@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from chatconnect.devices.domain.models import (
-    DeleteScope,
     ReadMarker,
     Tombstone,
     TombstoneCursor,
@@ -19,7 +18,7 @@ from chatconnect.devices.domain.models import (
     conversation_key,
 )
 from chatconnect.devices.ports import ReadMarkerStore, TombstoneStore
-from chatconnect.model import DeviceAddress
+from chatconnect.devices.sync_rows import tombstone_from_row
 from chatconnect.storage.sqlite import Database, Row
 
 EXPIRED_PER_WRITE = 100
@@ -31,18 +30,6 @@ def _marker(row: Row) -> ReadMarker:
         conversation_from_key(row["conversation"]),
         row["read_through_time"],
         row["read_through_server_message_id"],
-    )
-
-
-def _tombstone(row: Row) -> Tombstone:
-    return Tombstone(
-        user_id=row["user_id"],
-        conversation=conversation_from_key(row["conversation"]),
-        server_message_id=row["server_message_id"],
-        scope=DeleteScope(row["scope"]),
-        delete_time=row["delete_time"],
-        deleted_by=DeviceAddress(row["deleted_by_user_id"], row["deleted_by_device_id"]),
-        expires_at=row["expires_at"],
     )
 
 
@@ -135,7 +122,7 @@ class SqliteTombstoneStore(TombstoneStore):
                         key,
                     )
                 assert row is not None
-                stored.append(_tombstone(row))
+                stored.append(tombstone_from_row(row))
         return stored
 
     async def list_tombstones(
@@ -156,4 +143,4 @@ class SqliteTombstoneStore(TombstoneStore):
                 limit,
             ),
         )
-        return [_tombstone(r) for r in rows]
+        return [tombstone_from_row(r) for r in rows]

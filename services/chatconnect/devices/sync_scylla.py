@@ -19,7 +19,6 @@ import dataclasses
 from collections.abc import Sequence
 
 from chatconnect.devices.domain.models import (
-    DeleteScope,
     ReadMarker,
     Tombstone,
     TombstoneCursor,
@@ -27,9 +26,9 @@ from chatconnect.devices.domain.models import (
     conversation_key,
 )
 from chatconnect.devices.ports import ReadMarkerStore, TombstoneStore
-from chatconnect.model import DeviceAddress
+from chatconnect.devices.sync_rows import tombstone_from_row
 from chatconnect.runtime.errors import StoreUnavailable
-from chatconnect.storage.cql import CqlSession, Row, ttl
+from chatconnect.storage.cql import CqlSession, ttl
 
 MAX_MARKER_ATTEMPTS = 32
 """Compare-and-set rounds before giving up with UNAVAILABLE (retrying is safe). Every lost
@@ -40,18 +39,6 @@ _TOMBSTONE_COLUMNS = (
     "user_id, conversation, server_message_id, scope, delete_time, deleted_by_user_id, "
     "deleted_by_device_id, expires_at"
 )
-
-
-def _tombstone(row: Row) -> Tombstone:
-    return Tombstone(
-        user_id=row["user_id"],
-        conversation=conversation_from_key(row["conversation"]),
-        server_message_id=row["server_message_id"],
-        scope=DeleteScope(row["scope"]),
-        delete_time=row["delete_time"],
-        deleted_by=DeviceAddress(row["deleted_by_user_id"], row["deleted_by_device_id"]),
-        expires_at=row["expires_at"],
-    )
 
 
 class ScyllaReadMarkerStore(ReadMarkerStore):
@@ -145,7 +132,7 @@ class ScyllaTombstoneStore(TombstoneStore):
                 ttl(t.expires_at - now),
             ),
         )
-        stored = t if applied else _tombstone(seen)
+        stored = t if applied else tombstone_from_row(seen)
         if not applied and stored.expires_at <= now:
             # Expired, its TTL not run out yet (TTLs round up): gone as far as anyone knows.
             return await self._replace_expired(t, key, seen_expiry=stored.expires_at, now=now)
@@ -211,7 +198,7 @@ class ScyllaTombstoneStore(TombstoneStore):
         )
         if not rows:
             return await self._put(wanted, now=now)
-        stored = _tombstone(rows[0])
+        stored = tombstone_from_row(rows[0])
         await self._write_listing(stored, now=now)
         return stored
 
@@ -256,7 +243,7 @@ class ScyllaTombstoneStore(TombstoneStore):
                     limit,
                 ),
             )
-            page = [_tombstone(r) for r in rows]
+            page = [tombstone_from_row(r) for r in rows]
             # TTLs round up to whole seconds: drop what expired within that second.
             found += [t for t in page if t.expires_at > now]
             if len(rows) < limit:

@@ -27,6 +27,7 @@ from chatconnect.groups.domain.models import (
     RequestRecord,
 )
 from chatconnect.groups.ports import GroupStore
+from chatconnect.groups.records import record_values
 from chatconnect.storage.sqlite import Database, Row, Transaction
 
 _RECORD_COLUMNS = (
@@ -82,31 +83,7 @@ def _settings(row: Row) -> GroupSettings:
 
 
 def _record_values(record: GroupRecord) -> tuple[Any, ...]:
-    invite = record.invite
-    settings = record.settings
-    return (
-        record.group_id,
-        record.created_by,
-        record.created_at,
-        record.updated_at,
-        record.info.encrypted_title,
-        record.info.encrypted_description,
-        record.info.avatar_media_id,
-        settings.only_admins_send,
-        settings.only_admins_edit_info,
-        settings.join_approval_required,
-        settings.only_admins_add_members,
-        record.membership_version,
-        record.revision,
-        record.member_count,
-        record.ban_count,
-        record.join_request_count,
-        invite.code if invite else None,
-        invite.created_by if invite else None,
-        invite.created_at if invite else None,
-        invite.expires_at if invite else None,
-        invite.use_count if invite else 0,
-    )
+    return (record.group_id, *record_values(record))
 
 
 def _member(row: Row) -> Member:
@@ -301,7 +278,7 @@ class SqliteGroupStore(GroupStore):
                 updated = await tx.execute(
                     f"UPDATE groups SET {', '.join(f'{c} = ?' for c in columns)} "
                     "WHERE group_id = ? AND revision = ?",
-                    (*_record_values(record)[1:], record.group_id, change.base_revision),
+                    (*record_values(record), record.group_id, change.base_revision),
                 )
                 if updated == 0:
                     return False

@@ -16,6 +16,7 @@ from chatconnect.groups.domain.models import (
     InviteLink,
     Member,
 )
+from chatconnect.groups.records import record_values
 from chatconnect.storage.cql import Row, Statement, ttl
 
 STATIC_COLUMNS = (
@@ -94,31 +95,7 @@ def record_from_row(row: Row) -> GroupRecord:
 
 def static_values(record: GroupRecord, *, deleted: bool) -> tuple[Any, ...]:
     """The values of STATIC_COLUMNS for `record`."""
-    invite = record.invite
-    settings = record.settings
-    return (
-        record.created_by,
-        record.created_at,
-        record.updated_at,
-        record.info.encrypted_title,
-        record.info.encrypted_description,
-        record.info.avatar_media_id,
-        settings.only_admins_send,
-        settings.only_admins_edit_info,
-        settings.join_approval_required,
-        settings.only_admins_add_members,
-        record.membership_version,
-        record.revision,
-        record.member_count,
-        record.ban_count,
-        record.join_request_count,
-        invite.code if invite else None,
-        invite.created_by if invite else None,
-        invite.created_at if invite else None,
-        invite.expires_at if invite else None,
-        invite.use_count if invite else None,
-        deleted,
-    )
+    return (*record_values(record), deleted)
 
 
 def member_from_row(row: Row) -> Member:
