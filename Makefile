@@ -6,13 +6,14 @@ INSTALLED := $(VENV)/.installed
 GENERATED := services/chatconnect/.generated
 PROTOS := $(shell find protos -name '*.proto')
 
-.PHONY: help up up-scylla demo test install gen lint typecheck protos-check pytest testenv kubeenv clean
+.PHONY: help up up-scylla demo test install gen lint typecheck protos-check pytest testenv kubeenv bench loadgen clean
 
 help:
 	@echo "make up      - install, generate stubs, run every service in one process"
 	@echo "make up-scylla - the same on ScyllaDB (Cassandra) + Redis started by tools/testenv"
 	@echo "make demo    - run the demo against a running 'make up' (another shell)"
 	@echo "make test    - install, start test servers, lint, type-check, check contracts, run the suite"
+	@echo "make bench   - benchmark ChatConnect beside ejabberd; writes docs/benchmarks.md (~25 min)"
 
 $(PY):
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "ChatConnect needs Python 3.11; set PYTHON=/path/to/python3.11")'
@@ -74,6 +75,23 @@ testenv:
 kubeenv:
 	@echo "==> Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager)"
 	tools/kubeenv up
+
+# The Go load generator (bench/loadgen): stubs from protos/, gofmt, go vet, go test, build.
+loadgen: peerenv
+	@echo "==> Go load generator"
+	bench/loadgen/build --check
+
+# ejabberd from Debian's package, for the load generator's XMPP side; see tools/peerenv --help.
+peerenv:
+	@echo "==> ejabberd (benchmark peer)"
+	tools/peerenv up
+
+# ChatConnect (embedded, and on the test Cassandra + Redis) beside ejabberd, all scenarios;
+# writes docs/benchmarks.md and docs/benchmarks/*.png. BENCH_ARGS=--profile quick for a check.
+bench: $(GENERATED) testenv
+	@echo "==> installing the benchmark report's dependencies"
+	$(PY) -m pip install --quiet -e '.[dev,bench]'
+	$(PY) bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) data services/chatconnect/*/v1 $(GENERATED)

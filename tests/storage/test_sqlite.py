@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 from pathlib import Path
 
+import pytest
+
 from chatconnect.storage.sqlite import Database
 
 SCHEMA = [["CREATE TABLE items (n INTEGER PRIMARY KEY)"]]
@@ -31,5 +33,87 @@ async def test_writes_cancelled_at_any_point_leave_the_database_writable(tmp_pat
         await _insert(db, 1000)
         rows = await db.fetchall("count", "SELECT n FROM items WHERE n = 1000")
         assert [r["n"] for r in rows] == [1000]
+    finally:
+        await db.close()
+
+
+async def _count(db: Database) -> int:
+    rows = await db.fetchall("count", "SELECT COUNT(*) AS n FROM items")
+    return int(rows[0]["n"])
+
+
+async def test_concurrent_writes_share_commits_and_each_is_visible_when_it_returns(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Group commit: queued writers share one COMMIT, yet every write, once it returns, is
+    committed (the separate reader connection sees it)."""
+    db = await Database.open(tmp_path / "db.sqlite", migrations=SCHEMA, synchronous="FULL")
+    commits = 0
+    real_commit = db._writer.commit
+
+    async def counting_commit() -> None:
+        nonlocal commits
+        commits += 1
+        await real_commit()
+
+    monkeypatch.setattr(db._writer, "commit", counting_commit)
+    seen_by_reader: list[bool] = []
+
+    async def insert_and_read(n: int) -> None:
+        await _insert(db, n)
+        rows = await db.fetchall("read", "SELECT n FROM items WHERE n = ?", (n,))
+        seen_by_reader.append(len(rows) == 1)
+
+    try:
+        await asyncio.gather(*(insert_and_read(n) for n in range(200)))
+        assert await _count(db) == 200
+        assert all(seen_by_reader) and len(seen_by_reader) == 200
+        assert commits < 100, f"{commits} commits for 200 concurrent writes: not grouped"
+    finally:
+        await db.close()
+
+
+async def test_a_failing_writer_is_rolled_back_alone(tmp_path: Path) -> None:
+    db = await Database.open(tmp_path / "db.sqlite", migrations=SCHEMA, synchronous="NORMAL")
+
+    async def failing(n: int) -> None:
+        async with db.write("insert") as tx:
+            await tx.execute("INSERT INTO items VALUES (?)", (n,))
+            raise ValueError("the caller's own check failed")
+
+    try:
+        results = await asyncio.gather(
+            *(failing(n) if n % 3 == 0 else _insert(db, n) for n in range(60)),
+            return_exceptions=True,
+        )
+        failed = [n for n, r in enumerate(results) if isinstance(r, ValueError)]
+        assert failed == [n for n in range(60) if n % 3 == 0]
+        rows = await db.fetchall("all", "SELECT n FROM items ORDER BY n")
+        assert [r["n"] for r in rows] == [n for n in range(60) if n % 3 != 0]
+    finally:
+        await db.close()
+
+
+async def test_a_write_commits_even_when_every_writer_behind_it_is_cancelled(
+    tmp_path: Path,
+) -> None:
+    """The writers queued behind a finished one would commit its group; if they are all
+    cancelled before their turn, the finished writer commits it itself."""
+    db = await Database.open(tmp_path / "db.sqlite", migrations=SCHEMA, synchronous="NORMAL")
+    try:
+        for round_ in range(20):
+            first = asyncio.create_task(_insert(db, round_ * 10))
+            behind = [asyncio.create_task(_insert(db, round_ * 10 + k)) for k in range(1, 4)]
+            await asyncio.sleep(0)
+            for _ in range(round_ % 5):
+                await asyncio.sleep(0)
+            for task in behind:
+                task.cancel()
+            await asyncio.wait_for(first, 5)
+            rows = await db.fetchall("read", "SELECT n FROM items WHERE n = ?", (round_ * 10,))
+            assert len(rows) == 1
+            await asyncio.gather(*behind, return_exceptions=True)
+        await _insert(db, 1000)
+        assert len(await db.fetchall("read", "SELECT n FROM items WHERE n = 1000")) == 1
     finally:
         await db.close()

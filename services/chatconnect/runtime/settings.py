@@ -79,6 +79,11 @@ class ServerConfig:
         "SQLite synchronous mode; FULL makes every acknowledged write survive power loss",
         check=one_of("FULL", "NORMAL"),
     )
+    sqlite_group_commit_max: int = setting(
+        64,
+        "write transactions one SQLite COMMIT (one fsync) may cover while writers are queued",
+        check=positive,
+    )
     store_timeout_seconds: float = setting(
         5.0, "longest wait for one storage call before the request fails", check=positive
     )

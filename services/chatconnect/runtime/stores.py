@@ -77,6 +77,7 @@ async def open_stores(settings: Settings, redis: aioredis.Redis | None) -> Async
         migrations=MIGRATIONS,
         synchronous=settings.server.sqlite_synchronous,
         timeout=settings.server.store_timeout_seconds,
+        max_group=settings.server.sqlite_group_commit_max,
     )
     try:
         messages = SqliteMessageStore(db)

@@ -4,11 +4,19 @@ One writer connection serialises every write transaction behind an asyncio lock
 (`BEGIN IMMEDIATE`, so a transaction never fails half-way for a busy database); a second
 connection serves reads, which in WAL mode see only committed data and never block the
 writer. Every call runs under the storage timeout and is traced.
+
+Writes are group-committed. Each caller's transaction runs in a SAVEPOINT of one open
+SQLite transaction, and while other writers are queued the COMMIT (and its fsync, the
+cost of a durable write) waits for them, up to `max_group` transactions; then one COMMIT
+makes the whole group durable. `write` returns only after the COMMIT that covers it, so an
+acknowledged write is as durable as before, and a failed body is rolled back to its
+savepoint without touching the rest of the group.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
@@ -27,12 +35,21 @@ class Database:
     """The embedded store's connections; open with `Database.open`."""
 
     def __init__(
-        self, writer: aiosqlite.Connection, reader: aiosqlite.Connection, timeout: float
+        self,
+        writer: aiosqlite.Connection,
+        reader: aiosqlite.Connection,
+        timeout: float,
+        max_group: int = 64,
     ) -> None:
         self._writer = writer
         self._reader = reader
         self._timeout = timeout
+        self._max_group = max_group
         self._write_lock = asyncio.Lock()
+        self._queued = 0
+        """Writers waiting for the lock: while there are any, the COMMIT waits for them."""
+        self._group: _Group | None = None
+        """The open transaction's group, if a COMMIT is pending."""
 
     @classmethod
     async def open(
@@ -42,6 +59,7 @@ class Database:
         migrations: Sequence[Sequence[str]],
         synchronous: str = "FULL",
         timeout: float = 5.0,
+        max_group: int = 64,
     ) -> Database:
         """Opens (creating if needed) the database at `path` and applies `migrations`.
 
@@ -57,7 +75,7 @@ class Database:
             await conn.execute(f"PRAGMA synchronous={synchronous}")
             await conn.execute("PRAGMA busy_timeout=5000")
             await conn.execute("PRAGMA foreign_keys=ON")
-        database = cls(writer, reader, timeout)
+        database = cls(writer, reader, timeout, max_group)
         await database._migrate(migrations)
         return database
 
@@ -83,24 +101,101 @@ class Database:
 
     @asynccontextmanager
     async def write(self, operation: str) -> AsyncIterator[Transaction]:
-        """A write transaction; commits on success, rolls back on any exception."""
+        """A write transaction: durable (committed) when the block exits normally, rolled
+        back on any exception."""
         with storage_call("sqlite", operation):
-            async with self._write_lock:
+            self._queued += 1
+            try:
+                await self._write_lock.acquire()
+            finally:
+                self._queued -= 1
+            try:
+                group = await self._join_group()
                 tx = Transaction(self._writer, self._timeout)
                 try:
-                    # BEGIN is inside the try: a request cancelled while BEGIN runs (a
-                    # client hanging up) would otherwise leave the writer connection inside
-                    # a transaction, and every later write would fail.
-                    await tx.execute("BEGIN IMMEDIATE")
+                    await tx.execute("SAVEPOINT write")
                     yield tx
-                    await asyncio.wait_for(self._writer.commit(), self._timeout)
+                    await tx.execute("RELEASE write")
                 except BaseException as exc:
-                    # Queued behind whatever statement is still running in aiosqlite's
-                    # thread, so it always runs last; a no-op if that was the commit.
-                    await asyncio.shield(self._writer.rollback())
+                    # Shielded, and queued behind whatever statement is still running in
+                    # aiosqlite's thread: it always runs, and runs last.
+                    await asyncio.shield(self._undo_savepoint(group))
                     if isinstance(exc, TimeoutError | sqlite3.OperationalError):
                         raise StoreUnavailable(f"write failed: {exc}") from exc
                     raise
+                group.members += 1
+                if self._queued == 0 or group.members >= self._max_group:
+                    await self._commit(group)
+            finally:
+                self._write_lock.release()
+            await self._until_committed(group)
+
+    async def _join_group(self) -> _Group:
+        """The open transaction's group; begins a transaction if none is open. Holds the
+        write lock."""
+        if self._group is None:
+            group = _Group(asyncio.get_running_loop().create_future())
+            # Set before BEGIN runs: a writer cancelled during BEGIN still leaves a group
+            # whose rollback (in _undo_savepoint) ends the transaction.
+            self._group = group
+            try:
+                await _guard(self._writer.execute("BEGIN IMMEDIATE"), self._timeout)
+            except BaseException as exc:
+                self._group = None
+                await asyncio.shield(_rollback(self._writer))
+                group.finish(exc)
+                raise
+        return self._group
+
+    async def _undo_savepoint(self, group: _Group) -> None:
+        """Rolls back one writer's savepoint; if even that fails, the whole group."""
+        try:
+            await self._writer.execute("ROLLBACK TO write")
+            await self._writer.execute("RELEASE write")
+        except sqlite3.Error as exc:
+            await self._abort(group, exc)
+            return
+        if self._queued == 0 and self._group is group:
+            if group.members:
+                await self._commit(group)  # the writers before this one are waiting
+            else:
+                # Nobody else is in this transaction: end it rather than leave it open.
+                self._group = None
+                await _rollback(self._writer)
+                group.finish(None)
+
+    async def _commit(self, group: _Group) -> None:
+        """Commits the group's transaction. Holds the write lock."""
+        if self._group is not group:
+            return
+        self._group = None
+        try:
+            await asyncio.wait_for(self._writer.commit(), self._timeout)
+        except BaseException as exc:
+            await asyncio.shield(_rollback(self._writer))
+            group.finish(StoreUnavailable(f"commit failed: {exc}"))
+            return
+        group.finish(None)
+
+    async def _abort(self, group: _Group, exc: BaseException) -> None:
+        if self._group is group:
+            self._group = None
+            await _rollback(self._writer)
+        group.finish(StoreUnavailable(f"write failed: {exc}"))
+
+    async def _until_committed(self, group: _Group) -> None:
+        """Waits for the COMMIT covering this writer. The writers queued behind it commit
+        the group; should they all be cancelled before their turn, this writer takes the
+        lock and commits it itself, so a group never stays open."""
+        while not group.done.done():
+            try:
+                await asyncio.wait_for(asyncio.shield(group.done), _COMMIT_GRACE_SECONDS)
+            except TimeoutError:
+                async with self._write_lock:
+                    await self._commit(group)
+        error = group.done.result()
+        if error is not None:
+            raise error
 
     async def fetchall(self, operation: str, sql: str, params: Iterable[Any] = ()) -> list[Row]:
         """Runs a read query on the reader connection."""
@@ -112,6 +207,23 @@ class Database:
         """Runs a read query and returns its first row, if any."""
         rows = await self.fetchall(operation, sql, params)
         return rows[0] if rows else None
+
+
+_COMMIT_GRACE_SECONDS = 0.05
+"""How long a writer waits for the writers behind it to commit its group before it
+commits the group itself."""
+
+
+class _Group:
+    """Writers sharing one SQLite transaction and its COMMIT."""
+
+    def __init__(self, done: asyncio.Future[BaseException | None]) -> None:
+        self.done = done
+        self.members = 0
+
+    def finish(self, error: BaseException | None) -> None:
+        if not self.done.done():
+            self.done.set_result(error)
 
 
 class Transaction:
@@ -142,6 +254,13 @@ class Transaction:
         """Runs a query and returns its first row, if any."""
         rows = await self.fetchall(sql, params)
         return rows[0] if rows else None
+
+
+async def _rollback(conn: aiosqlite.Connection) -> None:
+    """Ends the open transaction; SQLite may already have rolled it back itself (a full
+    disk, an I/O error), which is fine."""
+    with contextlib.suppress(sqlite3.Error):
+        await conn.rollback()
 
 
 async def _guard(awaitable: Any, timeout: float) -> Any:
