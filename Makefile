@@ -6,7 +6,7 @@ INSTALLED := $(VENV)/.installed
 GENERATED := services/chatconnect/.generated
 PROTOS := $(shell find protos -name '*.proto')
 
-.PHONY: help up up-scylla demo test install gen lint typecheck protos-check pytest testenv kubeenv bench loadgen clean
+.PHONY: help up up-scylla demo test install gen lint typecheck protos-check pytest testenv kubeenv peerenv bench loadgen clean
 
 help:
 	@echo "make up      - install, generate stubs, run every service in one process"
@@ -61,7 +61,7 @@ pytest: $(GENERATED) testenv kubeenv
 	@echo "==> pytest"
 	$(VENV)/bin/pytest
 
-test: protos-check lint typecheck pytest
+test: protos-check lint typecheck loadgen pytest
 
 # Real Redis and Cassandra for the tests (cached under ~/.cache/chatconnect);
 # see tools/testenv --help. `tools/testenv down` stops them.

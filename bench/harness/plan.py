@@ -49,7 +49,7 @@ PROFILES: dict[str, tuple[Scenario, ...]] = {
             ),
             needs_groups=True,
         ),
-        Scenario("storm", ("-per-second", "500", "-duration", "10s", "-hold", "10s")),
+        Scenario("storm", ("-per-second", "300", "-duration", "10s", "-hold", "10s")),
         Scenario("drain", ("-backlog", "10000", "-senders", "20")),
         Scenario("idle", ("-connections", "10000", "-hold", "30s")),
     ),

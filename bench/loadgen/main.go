@@ -21,7 +21,7 @@ import (
 	"chatconnect.dev/loadgen/internal/ccpeer"
 	"chatconnect.dev/loadgen/internal/peer"
 	"chatconnect.dev/loadgen/internal/scenario"
-	// XMPPPEER
+	"chatconnect.dev/loadgen/internal/xmpppeer"
 )
 
 func main() {
@@ -132,7 +132,10 @@ func newPeer(o *options) (peer.Peer, error) {
 			Target: o.target, Name: o.name, TestCode: o.testCode,
 			ProvisionConcurrency: o.concurrency, DeliveryWindow: uint32(o.window),
 		})
-	// EJABBERD
+	case "ejabberd":
+		return xmpppeer.New(xmpppeer.Config{
+			Addr: o.xmppAddr, Domain: o.xmppDomain, APIURL: o.xmppAPI, ProvisionConcurrency: o.concurrency,
+		}), nil
 	}
 	return nil, fmt.Errorf("-peer %q: want chatconnect or ejabberd", o.peerKind)
 }

@@ -13,10 +13,10 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	"chatconnect.dev/loadgen/internal/metrics"
-	"chatconnect.dev/loadgen/internal/peer"
 	commonv1 "chatconnect.dev/loadgen/internal/pb/chatconnect/common/v1"
 	gatewayv1 "chatconnect.dev/loadgen/internal/pb/chatconnect/gateway/v1"
 	routerv1 "chatconnect.dev/loadgen/internal/pb/chatconnect/router/v1"
+	"chatconnect.dev/loadgen/internal/peer"
 )
 
 const (

@@ -15,9 +15,9 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
-	"chatconnect.dev/loadgen/internal/peer"
 	commonv1 "chatconnect.dev/loadgen/internal/pb/chatconnect/common/v1"
 	usersv1 "chatconnect.dev/loadgen/internal/pb/chatconnect/users/v1"
+	"chatconnect.dev/loadgen/internal/peer"
 )
 
 // Config says where the server is and how bench accounts register.

@@ -45,9 +45,28 @@ type conn struct {
 
 	served    chan struct{} // closed when the reader has stopped
 	closeOnce sync.Once
+	closing   atomic.Bool // Close or abort began: an end after it is ours, not the server's
+	endErr    error       // why the stream ended; set before served is closed
 }
 
-var _ peer.Conn = (*conn)(nil)
+var (
+	_ peer.Conn    = (*conn)(nil)
+	_ peer.Watched = (*conn)(nil)
+)
+
+// Err is why the stream ended on its own (the server closed or reset it), or nil while
+// it is open or once Close ended it.
+func (c *conn) Err() error {
+	select {
+	case <-c.served:
+		if c.closing.Load() {
+			return nil
+		}
+		return c.endErr
+	default:
+		return nil
+	}
+}
 
 // Connect logs user in (SASL PLAIN, resource binding), enables stream management, sends
 // initial presence so messages are delivered live, and returns once the server has
@@ -100,7 +119,7 @@ func (c *conn) start(ctx context.Context) error {
 			return err
 		}
 	case <-c.served:
-		return c.acks.err
+		return c.acks.failure()
 	case <-ctx.Done():
 		return ctx.Err()
 	}
@@ -163,12 +182,13 @@ func (c *conn) submit(ctx context.Context, id string, stanza ...xml.Token) error
 // writeRaw writes tokens and flushes them. A context deadline bounds the write (without
 // a goroutine per call, as mellium's Send would start).
 func (c *conn) writeRaw(ctx context.Context, toks ...xml.Token) error {
+	w := c.sess.TokenWriter()
+	defer w.Close()
+	// Set and cleared while holding the writer, so no other write inherits it.
 	if deadline, ok := ctx.Deadline(); ok {
 		_ = c.tcp.SetWriteDeadline(deadline)
 		defer func() { _ = c.tcp.SetWriteDeadline(time.Time{}) }()
 	}
-	w := c.sess.TokenWriter()
-	defer w.Close()
 	for _, t := range toks {
 		if err := w.EncodeToken(t); err != nil {
 			return err
@@ -184,7 +204,8 @@ func (c *conn) nextID() string {
 // serve runs the reader until the stream ends, then fails whatever still waits.
 func (c *conn) serve() {
 	err := c.sess.Serve(c)
-	c.acks.close(closedError(c.user, err))
+	c.endErr = closedError(c.user, err)
+	c.acks.close(c.endErr)
 	_ = c.tcp.Close()
 	close(c.served)
 }
@@ -192,6 +213,7 @@ func (c *conn) serve() {
 // Close acknowledges what arrived (so ejabberd has nothing to re-route), ends the
 // stream, and waits briefly for the server to end its side.
 func (c *conn) Close() error {
+	c.closing.Store(true)
 	c.closeOnce.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), closeWait)
 		defer cancel()
@@ -210,6 +232,7 @@ func (c *conn) Close() error {
 
 // abort drops the connection without a goodbye (a failed handshake or write).
 func (c *conn) abort() {
+	c.closing.Store(true)
 	c.closeOnce.Do(func() {
 		_ = c.tcp.Close()
 		<-c.served

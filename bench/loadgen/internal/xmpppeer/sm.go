@@ -154,6 +154,13 @@ func (a *acks) close(err error) {
 	a.queue = nil
 }
 
+// failure is why the connection is gone (nil while it is up).
+func (a *acks) failure() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.err
+}
+
 func (a *acks) finish(p *pending, err error) {
 	p.finished = true
 	delete(a.byID, p.id)

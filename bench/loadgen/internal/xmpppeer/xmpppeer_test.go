@@ -209,9 +209,11 @@ func binaryPayload(t *testing.T, id uint64, size int) []byte {
 // mamResult is one archived message as a XEP-0313 query returns it.
 type mamResult struct {
 	Result struct {
-		Message struct {
-			Body string `xml:"jabber:client body"`
-		} `xml:"urn:xmpp:forward:0 forwarded>message"`
+		Forwarded struct {
+			Message struct {
+				Body string `xml:"jabber:client body"`
+			} `xml:"jabber:client message"`
+		} `xml:"urn:xmpp:forward:0 forwarded"`
 	} `xml:"urn:xmpp:mam:2 result"`
 }
 
@@ -224,7 +226,7 @@ func fetchArchive(ctx context.Context, t *testing.T, p *Peer, u *User) map[strin
 		t.Fatal(err)
 	}
 	negotiator := xmpp.NewNegotiator(func(*xmpp.Session, *xmpp.StreamConfig) xmpp.StreamConfig {
-		return xmpp.StreamConfig{TeeIn: os.Stderr, Features: []xmpp.StreamFeature{
+		return xmpp.StreamConfig{Features: []xmpp.StreamFeature{
 			xmpp.SASL("", u.password, sasl.Plain), xmpp.BindResource(),
 		}}
 	})
@@ -244,7 +246,7 @@ func fetchArchive(ctx context.Context, t *testing.T, p *Peer, u *User) map[strin
 			if err := decodeElement(r, start, &m); err != nil {
 				return err
 			}
-			if body := m.Result.Message.Body; body != "" {
+			if body := m.Result.Forwarded.Message.Body; body != "" {
 				mu.Lock()
 				bodies[body]++
 				mu.Unlock()
