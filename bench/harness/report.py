@@ -64,26 +64,23 @@ class Row:
     digits: int = 0
 
 
-def _get(scenario: str, *path: str) -> Callable[[list[Result], str], float | None]:
-    def read(results: list[Result], peer: str) -> float | None:
-        r: Any = _one(results, peer, scenario)
-        for key in path:
-            if r is None:
-                return None
-            r = r.get(key)
-        return float(r) if isinstance(r, int | float) else None
+def _dig(r: Any, path: tuple[str, ...]) -> float | None:
+    """The number at `path` inside a result, if it is there."""
+    for key in path:
+        if r is None:
+            return None
+        r = r.get(key)
+    return float(r) if isinstance(r, int | float) else None
 
-    return read
+
+def _get(scenario: str, *path: str) -> Callable[[list[Result], str], float | None]:
+    return lambda results, peer: _dig(_one(results, peer, scenario), path)
 
 
 def _chat(load: float | None, *path: str) -> Callable[[list[Result], str], float | None]:
     def read(results: list[Result], peer: str) -> float | None:
-        r: Any = _chat_max(results, peer) if load is None else _chat_at(results, peer, load)
-        for key in path:
-            if r is None:
-                return None
-            r = r.get(key)
-        return float(r) if isinstance(r, int | float) else None
+        step = _chat_max(results, peer) if load is None else _chat_at(results, peer, load)
+        return _dig(step, path)
 
     return read
 
@@ -95,46 +92,39 @@ def _lost_or_duplicated(results: list[Result], peer: str) -> float | None:
     return float(sum(r["ledger"]["lost"] + r["ledger"]["duplicates"] for r in mine))
 
 
+def _ms(label: str, read: Callable[[list[Result], str], float | None]) -> Row:
+    """A latency row: milliseconds, lower is better."""
+    return Row(label, read, "ms", higher_is_better=False, digits=1)
+
+
+def _count(label: str, read: Callable[[list[Result], str], float | None]) -> Row:
+    """A count of failures: lower is better."""
+    return Row(label, read, higher_is_better=False)
+
+
 ROWS = (
     Row("1:1 chat, most delivered/s (closed loop)", _chat(None, "delivered_per_second")),
     Row("1:1 chat at 70 % of that: delivered/s", _chat(0.7, "delivered_per_second")),
-    Row("1:1 chat at 70 %: p50 latency", _chat(0.7, "latency", "p50_ms"), "ms", False, 1),
-    Row("1:1 chat at 70 %: p99 latency", _chat(0.7, "latency", "p99_ms"), "ms", False, 1),
-    Row("1:1 chat at 70 %: p99.9 latency", _chat(0.7, "latency", "p999_ms"), "ms", False, 1),
+    _ms("1:1 chat at 70 %: p50 latency", _chat(0.7, "latency", "p50_ms")),
+    _ms("1:1 chat at 70 %: p99 latency", _chat(0.7, "latency", "p99_ms")),
+    _ms("1:1 chat at 70 %: p99.9 latency", _chat(0.7, "latency", "p999_ms")),
     Row("group: deliveries/s", _get("group", "delivered_per_second")),
-    Row("group: send→every online member p99", _get("group", "latency", "p99_ms"), "ms", False, 1),
-    Row(
-        "group: send→last online member p50",
-        _get("group", "extra", "last_member_p50_ms"),
-        "ms",
-        False,
-        1,
-    ),
-    Row(
-        "group: send→last online member p99",
-        _get("group", "extra", "last_member_p99_ms"),
-        "ms",
-        False,
-        1,
-    ),
+    _ms("group: send→every online member p99", _get("group", "latency", "p99_ms")),
+    _ms("group: send→last online member p50", _get("group", "extra", "last_member_p50_ms")),
+    _ms("group: send→last online member p99", _get("group", "extra", "last_member_p99_ms")),
     Row("storm: devices connected", _get("storm", "extra", "connected")),
-    Row("storm: handshake p50", _get("storm", "latency", "p50_ms"), "ms", False, 1),
-    Row("storm: handshake p99", _get("storm", "latency", "p99_ms"), "ms", False, 1),
-    Row(
-        "storm: handshakes refused (then retried)",
-        _get("storm", "extra", "refused_handshakes"),
-        "",
-        False,
+    _ms("storm: handshake p50", _get("storm", "latency", "p50_ms")),
+    _ms("storm: handshake p99", _get("storm", "latency", "p99_ms")),
+    _count(
+        "storm: handshakes refused (then retried)", _get("storm", "extra", "refused_handshakes")
     ),
-    Row(
-        "storm: streams that ended on their own", _get("storm", "extra", "streams_ended"), "", False
-    ),
+    _count("storm: streams that ended on their own", _get("storm", "extra", "streams_ended")),
     Row(
         "drain: seconds to deliver the stored backlog",
         _get("drain", "extra", "drain_seconds"),
         "s",
-        False,
-        2,
+        higher_is_better=False,
+        digits=2,
     ),
     Row("drain: delivered/s", _get("drain", "delivered_per_second")),
     Row("idle: devices connected", _get("idle", "extra", "connected")),
@@ -142,16 +132,11 @@ ROWS = (
         "idle: server memory per connection",
         _get("idle", "extra", "kib_per_connection"),
         "KiB",
-        False,
-        1,
+        higher_is_better=False,
+        digits=1,
     ),
-    Row(
-        "idle: connections that ended while idle",
-        _get("idle", "extra", "ended_while_idle"),
-        "",
-        False,
-    ),
-    Row("lost + duplicated messages, all runs", _lost_or_duplicated, "", False),
+    _count("idle: connections that ended while idle", _get("idle", "extra", "ended_while_idle")),
+    _count("lost + duplicated messages, all runs", _lost_or_duplicated),
 )
 
 
@@ -162,10 +147,12 @@ def _fmt(value: float | None, digits: int, unit: str) -> str:
     return f"{text} {unit}".strip()
 
 
-def _ratio(a: float | None, b: float | None) -> str:
-    if a is None or b is None or b == 0:
-        return "—"
-    return f"{a / b:.2f}x"
+def _ratio(a: float | None, b: float | None, higher_is_better: bool) -> str:
+    """a ÷ b, saying whether that is better or worse for a."""
+    if a is None or b is None or b == 0 or a == b:
+        return "—" if a != b or a is None else "1.00x"
+    verdict = "better" if (a > b) == higher_is_better else "worse"
+    return f"{a / b:.2f}x ({verdict})"
 
 
 def _table(results: list[Result], peers: list[str]) -> list[str]:
@@ -177,7 +164,7 @@ def _table(results: list[Result], peers: list[str]) -> list[str]:
         values = {p: row.value(results, p) for p in peers}
         cells = [row.label] + [_fmt(values[p], row.digits, row.unit) for p in peers]
         if base:
-            cells += [_ratio(values[p], values[base]) for p in others]
+            cells += [_ratio(values[p], values[base], row.higher_is_better) for p in others]
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 

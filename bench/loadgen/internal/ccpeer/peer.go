@@ -8,7 +8,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	mathrand "math/rand/v2"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -76,38 +75,12 @@ func (p *Peer) Name() string { return p.cfg.Name }
 
 // Provision registers n accounts, cfg.ProvisionConcurrency at a time.
 func (p *Peer) Provision(ctx context.Context, n int, progress func(int)) ([]peer.User, error) {
-	users := make([]peer.User, n)
-	var (
-		wg       sync.WaitGroup
-		done     atomic.Int64
-		firstErr error
-		errOnce  sync.Once
-	)
-	next := make(chan int)
-	for w := 0; w < p.cfg.ProvisionConcurrency; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				user, err := p.register(ctx)
-				if err != nil {
-					errOnce.Do(func() { firstErr = err })
-					continue
-				}
-				users[i] = user
-				progress(int(done.Add(1)))
-			}
-		}()
+	users, err := peer.ProvisionAll(ctx, n, p.cfg.ProvisionConcurrency, progress,
+		func(ctx context.Context, _ int) (peer.User, error) { return p.register(ctx) })
+	if err != nil {
+		return nil, fmt.Errorf("registering bench accounts: %w", err)
 	}
-	for i := 0; i < n && ctx.Err() == nil; i++ {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
-	if firstErr != nil {
-		return nil, fmt.Errorf("registering bench accounts: %w", firstErr)
-	}
-	return users, ctx.Err()
+	return users, nil
 }
 
 // fictionalNumber is the n-th number of the +1 NXX 555-01XX range (80,000 of them).

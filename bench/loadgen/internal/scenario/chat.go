@@ -146,29 +146,12 @@ func chatStep(ctx context.Context, f *fleet, p ChatParams, step int, perUser flo
 	}
 	wg.Wait()
 	settle(w, p.Settle)
-	elapsed := time.Duration(w.lastAt.Load() - w.started.UnixNano())
-	if elapsed <= 0 {
-		elapsed = p.Duration
-	}
-	counts := w.ledger.Counts()
-	errs := f.errors.Snapshot()
-	r := Result{
-		Scenario: "chat",
-		Peer:     f.env.Peer.Name(),
-		Params: map[string]any{
-			"users": len(online), "step": step, "mode": mode, "rate_per_user": perUser,
-			"offered_per_second": perUser * float64(len(online)), "window": p.Window,
-			"duration_s": p.Duration.Seconds(), "payload_bytes": p.PayloadSize,
-		},
-		Seconds:  elapsed.Seconds(),
-		Sent:     sent.Load(),
-		Accepted: accepted.Load(),
-		Ledger:   counts,
-		PerSec:   float64(counts.Delivered) / elapsed.Seconds(),
-		Latency:  w.latency.Summary(),
-		Errors:   errs,
-	}
-	r.Notes = notes(counts, errs)
+	r := w.messageResult("chat", f, map[string]any{
+		"users": len(online), "step": step, "mode": mode, "rate_per_user": perUser,
+		"offered_per_second": perUser * float64(len(online)), "window": p.Window,
+		"duration_s": p.Duration.Seconds(), "payload_bytes": p.PayloadSize,
+	}, sent.Load(), accepted.Load())
+	counts := r.Ledger
 	say("chat step %d: %.0f delivered/s, p50 %.1f ms, p99 %.1f ms, lost %d, duplicated %d",
 		step, r.PerSec, r.Latency.P50, r.Latency.P99, counts.Lost, counts.Duplicates)
 	return r

@@ -156,25 +156,41 @@ func (f *fleet) connected() int {
 	return n
 }
 
-// ended counts connections whose stream ended without Close (cancelled, reset, GoAway).
-func (f *fleet) ended() (int, map[string]int64) {
-	reasons := metrics.NewErrors()
-	n := 0
+// survivors counts the connections still open and those whose stream ended without
+// Close (cancelled, reset, GoAway); errs are the fleet's errors plus why each ended
+// ("ENDED/<code>").
+func (f *fleet) survivors() (connected, ended int, errs map[string]int64) {
+	errs = f.errors.Snapshot()
 	for _, c := range f.conns {
+		if c == nil {
+			continue
+		}
+		connected++
 		if w, ok := c.(peer.Watched); ok && w.Err() != nil {
-			n++
-			reasons.Add(w.Err())
+			ended++
+			errs["ENDED/"+metrics.Code(w.Err())]++
 		}
 	}
-	return n, reasons.Snapshot()
+	return connected, ended, errs
 }
 
+// close closes every connection, many at a time: a polite close waits for the server's
+// side of the goodbye, and thousands of those one after another would take minutes.
 func (f *fleet) close() {
+	gate := make(chan struct{}, 256)
+	var wg sync.WaitGroup
 	for _, c := range f.conns {
-		if c != nil {
-			_ = c.Close()
+		if c == nil {
+			continue
 		}
+		gate <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-gate; wg.Done() }()
+			_ = c.Close()
+		}()
 	}
+	wg.Wait()
 }
 
 // send sends one message from sender to recipient under the current window, recording
@@ -196,6 +212,27 @@ func settle(w *window, timeout time.Duration) {
 	deadline := time.Now().Add(timeout)
 	for w.ledger.Outstanding() > 0 && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// messageResult is what every messaging scenario reports about a window: the ledger's
+// verdict, delivered per second since the window opened, latency, and errors.
+func (w *window) messageResult(scenario string, f *fleet, params map[string]any, sent, accepted int64) Result {
+	elapsed := max(time.Duration(w.lastAt.Load()-w.started.UnixNano()), 0) // 0: nothing arrived
+	counts := w.ledger.Counts()
+	errs := f.errors.Snapshot()
+	return Result{
+		Scenario: scenario,
+		Peer:     f.env.Peer.Name(),
+		Params:   params,
+		Seconds:  elapsed.Seconds(),
+		Sent:     sent,
+		Accepted: accepted,
+		Ledger:   counts,
+		PerSec:   float64(counts.Delivered) / max(elapsed.Seconds(), 1e-9),
+		Latency:  w.latency.Summary(),
+		Errors:   errs,
+		Notes:    notes(counts, errs),
 	}
 }
 

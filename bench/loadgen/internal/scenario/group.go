@@ -116,32 +116,18 @@ func Group(ctx context.Context, env Env, p GroupParams) (Result, error) {
 	}
 	wg.Wait()
 	settle(w, p.Settle)
-	counts := w.ledger.Counts()
-	elapsed := time.Duration(w.lastAt.Load() - w.started.UnixNano())
 	lastSummary := last.Summary()
-	errs := f.errors.Snapshot()
-	r := Result{
-		Scenario: "group",
-		Peer:     env.Peer.Name(),
-		Params: map[string]any{
-			"members": p.Members, "online": len(reachable), "senders": p.Senders,
-			"rate_per_sender": p.RatePerSend, "duration_s": p.Duration.Seconds(), "payload_bytes": p.PayloadSize,
-		},
-		Seconds:  elapsed.Seconds(),
-		Sent:     sent.Load(),
-		Accepted: accepted.Load(),
-		Ledger:   counts,
-		PerSec:   float64(counts.Delivered) / elapsed.Seconds(),
-		Latency:  w.latency.Summary(),
-		Errors:   errs,
-		Extra: map[string]float64{
-			"last_member_p50_ms": lastSummary.P50,
-			"last_member_p99_ms": lastSummary.P99,
-			"last_member_max_ms": lastSummary.Max,
-			"messages_complete":  float64(lastSummary.Count),
-		},
+	r := w.messageResult("group", f, map[string]any{
+		"members": p.Members, "online": len(reachable), "senders": p.Senders,
+		"rate_per_sender": p.RatePerSend, "duration_s": p.Duration.Seconds(), "payload_bytes": p.PayloadSize,
+	}, sent.Load(), accepted.Load())
+	r.Extra = map[string]float64{
+		"last_member_p50_ms": lastSummary.P50,
+		"last_member_p99_ms": lastSummary.P99,
+		"last_member_max_ms": lastSummary.Max,
+		"messages_complete":  float64(lastSummary.Count),
 	}
-	r.Notes = notes(counts, errs)
+	counts := r.Ledger
 	say("group: %d messages, %.0f deliveries/s, last online member p50 %.0f ms p99 %.0f ms, lost %d, duplicated %d",
 		accepted.Load(), r.PerSec, lastSummary.P50, lastSummary.P99, counts.Lost, counts.Duplicates)
 	return r, nil

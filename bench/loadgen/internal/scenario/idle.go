@@ -57,12 +57,7 @@ func Idle(ctx context.Context, env Env, p IdleParams) (Result, error) {
 		return Result{}, err
 	}
 	series = append(series, [2]float64{float64(f.connected()), float64(after) / 1024})
-	connected := f.connected()
-	endedCount, endedWhy := f.ended()
-	errs := f.errors.Snapshot()
-	for k, v := range endedWhy {
-		errs["ENDED/"+k] += v
-	}
+	connected, endedCount, errs := f.survivors()
 	r := Result{
 		Scenario: "idle",
 		Peer:     env.Peer.Name(),

@@ -70,12 +70,7 @@ func Storm(ctx context.Context, env Env, p StormParams) (Result, error) {
 	rss, _ := residentKB(env.ServerPIDs)
 	say("storm: %d connected; holding them %s", f.connected(), p.Hold)
 	time.Sleep(p.Hold)
-	connected := f.connected()
-	endedCount, endedWhy := f.ended()
-	errs := f.errors.Snapshot()
-	for k, v := range endedWhy {
-		errs["ENDED/"+k] += v
-	}
+	connected, endedCount, errs := f.survivors()
 	r := Result{
 		Scenario: "storm",
 		Peer:     env.Peer.Name(),

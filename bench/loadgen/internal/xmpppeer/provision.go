@@ -11,8 +11,6 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"sync"
-	"sync/atomic"
 
 	"mellium.im/xmpp/jid"
 
@@ -28,47 +26,14 @@ func (p *Peer) Provision(ctx context.Context, n int, progress func(done int)) ([
 	if err != nil {
 		return nil, err
 	}
-	users := make([]peer.User, n)
-	var (
-		wg       sync.WaitGroup
-		done     atomic.Int64
-		firstErr error
-		errOnce  sync.Once
-	)
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	next := make(chan int)
-	for range p.cfg.ProvisionConcurrency {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				u, err := p.register(ctx, fmt.Sprintf("%s-%06d", prefix, i))
-				if err != nil {
-					errOnce.Do(func() { firstErr = err; cancel() })
-					continue
-				}
-				users[i] = u
-				if progress != nil {
-					progress(int(done.Add(1)))
-				}
-			}
-		}()
+	users, err := peer.ProvisionAll(ctx, n, p.cfg.ProvisionConcurrency, progress,
+		func(ctx context.Context, i int) (peer.User, error) {
+			return p.register(ctx, fmt.Sprintf("%s-%06d", prefix, i))
+		})
+	if err != nil {
+		return nil, fmt.Errorf("registering bench users over %s: %w", p.cfg.APIURL, err)
 	}
-feed:
-	for i := range n {
-		select {
-		case next <- i:
-		case <-ctx.Done():
-			break feed
-		}
-	}
-	close(next)
-	wg.Wait()
-	if firstErr != nil {
-		return nil, fmt.Errorf("registering bench users over %s: %w", p.cfg.APIURL, firstErr)
-	}
-	return users, ctx.Err()
+	return users, nil
 }
 
 func (p *Peer) register(ctx context.Context, local string) (*User, error) {
