@@ -269,26 +269,32 @@ def _plots(results: list[Result], peers: list[str], out: Path) -> list[Path]:
 
     written = []
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for peer in peers:
+    for index, peer in enumerate(peers):
+        # Against the offered rate, in step order: an overloaded server delivers less than
+        # it is offered, and its latency climbs; plotting by delivered rate would fold back.
         steps = sorted(
             (r for r in _chat_steps(results, peer) if r["params"].get("mode") == "open loop"),
-            key=lambda r: r["delivered_per_second"],
+            key=lambda r: r["params"]["offered_per_second"],
         )
         if steps:
+            offered = [r["params"]["offered_per_second"] for r in steps]
+            color = f"C{index}"
             ax.plot(
-                [r["delivered_per_second"] for r in steps],
+                offered,
                 [r["latency"]["p99_ms"] for r in steps],
                 marker="o",
+                color=color,
                 label=f"{peer} p99",
             )
             ax.plot(
-                [r["delivered_per_second"] for r in steps],
+                offered,
                 [r["latency"]["p50_ms"] for r in steps],
                 marker=".",
+                color=color,
                 linestyle="--",
                 label=f"{peer} p50",
             )
-    ax.set_xlabel("delivered messages per second (1:1, durable)")
+    ax.set_xlabel("offered messages per second (1:1, durable)")
     ax.set_ylabel("send → deliver latency (ms)")
     ax.set_yscale("log")
     ax.grid(True, which="both", alpha=0.3)
