@@ -5,6 +5,7 @@ seen."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import pytest
 
@@ -59,14 +60,27 @@ async def seen_by(server: Server, viewer: Account, subject: Account) -> p.UserPr
 async def went_offline(server: Server, account: Account) -> None:
     """Connects until seen online, then disconnects: the account has a last seen."""
     async with connected(server, account, PHONE):
-        for _ in range(50):
-            if (await seen_by(server, account, account)).state == ONLINE:
-                break
-            await asyncio.sleep(0.05)
-    for _ in range(50):
-        if (await seen_by(server, account, account)).state == OFFLINE:
+        await until_seen(server, account, lambda own: own.state == ONLINE)
+    await until_offline(server, account)
+
+
+async def until_offline(server: Server, account: Account) -> None:
+    """Waits until the server has processed a hang-up: the account sees itself offline.
+    The gateway learns of a hang-up asynchronously, so a read right after it may still
+    find the device online."""
+    await until_seen(server, account, lambda own: own.state == OFFLINE)
+
+
+async def until_seen(
+    server: Server, account: Account, condition: Callable[[p.UserPresence], bool]
+) -> None:
+    """Polls the account's own presence until `condition` holds; fails after 5 s."""
+    for _ in range(100):
+        own = await seen_by(server, account, account)
+        if condition(own):
             return
         await asyncio.sleep(0.05)
+    raise AssertionError(f"presence never reached the expected state; last seen: {own}")
 
 
 @pytest.mark.settings(**FAST)
@@ -75,6 +89,7 @@ async def test_everyone_sees_online_and_last_seen_by_default(any_server: Server)
     async with connected(any_server, alice, PHONE):
         online = await seen_by(any_server, stranger, alice)
         assert (online.state, len(online.devices)) == (ONLINE, 1)
+    await until_offline(any_server, alice)
     offline = await seen_by(any_server, stranger, alice)
     assert offline.state == OFFLINE and offline.HasField("last_seen_time")
 
@@ -92,6 +107,7 @@ async def test_contacts_only_shows_contacts_and_hides_the_rest(any_server: Serve
         async with watching(any_server, stranger, [alice.user_id]) as watch:
             pushed = await watch.presence(alice.user_id, lambda _: True)
             assert (pushed.state, list(pushed.devices)) == (HIDDEN, [])
+    await until_offline(any_server, alice)
     assert (await seen_by(any_server, friend, alice)).HasField("last_seen_time")
     hidden = await seen_by(any_server, stranger, alice)
     assert not hidden.HasField("last_seen_time") and hidden.state == HIDDEN
@@ -105,6 +121,7 @@ async def test_nobody_hides_from_contacts_too(any_server: Server) -> None:
     async with connected(any_server, alice, PHONE):
         hidden = await seen_by(any_server, friend, alice)
         assert (hidden.state, list(hidden.devices)) == (HIDDEN, [])
+    await until_offline(any_server, alice)
     hidden = await seen_by(any_server, friend, alice)
     assert not hidden.HasField("last_seen_time")
     # A user always sees itself.

@@ -31,7 +31,7 @@ from chatconnect.model import (
     Receipt,
     ReceiptType,
 )
-from chatconnect.router.domain.models import Delivery, PendingSend, SendResult
+from chatconnect.router.domain.models import Acknowledged, Delivery, PendingSend, SendResult
 from chatconnect.router.embedded import SqliteMessageStore
 from chatconnect.router.ports import MessageStore
 from chatconnect.router.scylla import ScyllaMessageStore
@@ -322,9 +322,8 @@ async def test_acknowledge_removes_by_server_message_id_and_returns_what_it_remo
         ids.append(result.server_message_id)
     before = {i.server_message_id: i for i in await read_all(store, BOB)
               if isinstance(i, Envelope)}
-    removed = await store.acknowledge(BOB, [ids[1], "no-such-id", ids[3]])
-    assert sorted(e.sequence for e in removed) == [2, 4]
-    assert {e.server_message_id: e for e in removed} == {i: before[i] for i in (ids[1], ids[3])}
+    removed = await store.acknowledge(BOB, [ids[3], "no-such-id", ids[1]])
+    assert removed == [Acknowledged.of(before[i]) for i in (ids[1], ids[3])]  # sequence order
     assert sequences(await read_all(store, BOB)) == [1, 3]
     # Another device's inbox is untouched, and is not reachable through Bob's acks.
     assert sequences(await read_all(store, CAROL)) == [1, 2, 3, 4]
@@ -469,4 +468,4 @@ async def test_every_envelope_field_round_trips_exactly(store: MessageStore) -> 
     expected = [dataclasses.replace(e, sequence=n) for n, e in enumerate(originals, start=1)]
     assert await read_all(store, BOB) == expected
     removed = await store.acknowledge(BOB, [e.server_message_id for e in originals])
-    assert sorted(removed, key=lambda e: e.sequence) == expected
+    assert removed == [Acknowledged.of(e) for e in expected]

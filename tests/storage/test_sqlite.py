@@ -117,3 +117,38 @@ async def test_a_write_commits_even_when_every_writer_behind_it_is_cancelled(
         assert len(await db.fetchall("read", "SELECT n FROM items WHERE n = 1000")) == 1
     finally:
         await db.close()
+
+
+async def test_the_committing_writer_cancelled_mid_commit_fails_nobody_else(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The last writer of a group runs the COMMIT for all of them. If its client hangs up
+    while that COMMIT runs, the COMMIT still ends, and every other member's write returns
+    success and is durable (before, they all got StoreUnavailable for a COMMIT that had
+    gone through)."""
+    db = await Database.open(tmp_path / "db.sqlite", migrations=SCHEMA, synchronous="FULL")
+    committing = asyncio.Event()
+    real_commit = db._writer.commit
+
+    async def signalling_commit() -> None:
+        committing.set()
+        await real_commit()
+
+    monkeypatch.setattr(db._writer, "commit", signalling_commit)
+    try:
+        for round_ in range(10):
+            committing.clear()
+            members = [asyncio.create_task(_insert(db, round_ * 10 + k)) for k in range(4)]
+            await committing.wait()  # the last member queued is now committing the group
+            members[-1].cancel()
+            results = await asyncio.gather(*members, return_exceptions=True)
+            assert results[:-1] == [None, None, None], results
+            first = round_ * 10
+            rows = await db.fetchall(
+                "read", "SELECT n FROM items WHERE n BETWEEN ? AND ?", (first, first + 3)
+            )
+            assert len(rows) == 4  # the cancelled writer's row went through with the COMMIT
+        await _insert(db, 1000)
+        assert len(await db.fetchall("read", "SELECT n FROM items WHERE n = 1000")) == 1
+    finally:
+        await db.close()

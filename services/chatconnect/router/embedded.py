@@ -8,10 +8,18 @@ from collections.abc import Sequence
 from typing import Any
 
 from chatconnect.model import DeviceAddress, Envelope, InboxGap, InboxItem
-from chatconnect.router.domain.models import Delivery, PendingSend, SendResult
+from chatconnect.router.domain.models import Acknowledged, Delivery, PendingSend, SendResult
 from chatconnect.router.origins_embedded import delete_expired_origins, record_send_origin
 from chatconnect.router.ports import ExpirySweeper, MessageStore
-from chatconnect.router.records import envelope_from_row, inbox_row, merge, parse_gap_id, runs
+from chatconnect.router.records import (
+    ACKNOWLEDGED_COLUMNS,
+    acknowledged_from_row,
+    envelope_from_row,
+    inbox_row,
+    merge,
+    parse_gap_id,
+    runs,
+)
 from chatconnect.storage.sqlite import Database, Transaction
 
 
@@ -101,19 +109,19 @@ class SqliteMessageStore(MessageStore, ExpirySweeper):
         items.sort(key=lambda i: i.sequence if isinstance(i, Envelope) else i.first_sequence)
         return items[:limit]
 
-    async def acknowledge(self, device: DeviceAddress, ids: Sequence[str]) -> list[Envelope]:
+    async def acknowledge(self, device: DeviceAddress, ids: Sequence[str]) -> list[Acknowledged]:
         gap_ids = [g for g in map(parse_gap_id, ids) if g is not None]
         message_ids = [i for i in ids if not i.startswith("gap:")]
-        removed: list[Envelope] = []
+        removed: list[Acknowledged] = []
         async with self._db.write("acknowledge") as tx:
             if message_ids:
                 marks = ",".join("?" * len(message_ids))
                 rows = await tx.fetchall(
                     f"DELETE FROM inbox WHERE user_id = ? AND device_id = ? AND "
-                    f"server_message_id IN ({marks}) RETURNING *",
+                    f"server_message_id IN ({marks}) RETURNING {ACKNOWLEDGED_COLUMNS}",
                     (device.user_id, device.device_id, *message_ids),
                 )
-                removed = [envelope_from_row(r) for r in rows]
+                removed = sorted(map(acknowledged_from_row, rows), key=lambda a: a.sequence)
             for first, last in gap_ids:
                 key = (device.user_id, device.device_id, first)
                 await tx.execute(

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from chatconnect.model import DeviceAddress, Envelope, InboxItem, ReceiptType
 from chatconnect.router.domain.models import (
+    Acknowledged,
     Delivery,
     GroupMessage,
     PendingSend,
@@ -50,9 +51,10 @@ class MessageStore(abc.ABC):
         """Up to `limit` items after `after_sequence`, in sequence order."""
 
     @abc.abstractmethod
-    async def acknowledge(self, device: DeviceAddress, ids: Sequence[str]) -> list[Envelope]:
+    async def acknowledge(self, device: DeviceAddress, ids: Sequence[str]) -> list[Acknowledged]:
         """Removes acknowledged envelopes (by server message id) and gaps (by gap id);
-        returns the envelopes that were removed now. Unknown ids are ignored."""
+        returns what the receipts need of the envelopes removed now, in sequence order.
+        Unknown ids are ignored."""
 
 
 class ExpirySweeper(abc.ABC):

@@ -18,6 +18,7 @@ from chatconnect.model import (
     Receipt,
     ReceiptType,
 )
+from chatconnect.router.domain.models import Acknowledged
 
 
 def extra_json(envelope: Envelope) -> str | None:
@@ -95,6 +96,30 @@ def envelope_from_row(row: RowLike) -> Envelope:
         expire_time=row["expires_at"],
         urgent=bool(row["urgent"]),
         **_from_extra(row["extra"]),
+    )
+
+
+ACKNOWLEDGED_COLUMNS = (
+    "server_message_id, sequence, type, sender_user_id, sender_device_id, "
+    "destination_group_id, server_time"
+)
+"""The inbox columns an acknowledgement needs (`acknowledged_from_row`)."""
+
+
+def acknowledged_from_row(row: RowLike) -> Acknowledged:
+    """What an acknowledgement needs of a stored envelope (ACKNOWLEDGED_COLUMNS)."""
+    sender = (
+        DeviceAddress(row["sender_user_id"], row["sender_device_id"])
+        if row["sender_user_id"] is not None
+        else None
+    )
+    return Acknowledged(
+        server_message_id=row["server_message_id"],
+        sequence=int(row["sequence"]),
+        type=EnvelopeType(row["type"]),
+        sender=sender,
+        group_id=row["destination_group_id"] or "",
+        server_time=row["server_time"],
     )
 
 

@@ -30,10 +30,18 @@ import time
 from collections.abc import Sequence
 
 from chatconnect.model import DeviceAddress, Envelope, InboxGap, InboxItem
-from chatconnect.router.domain.models import Delivery, PendingSend, SendResult
+from chatconnect.router.domain.models import Acknowledged, Delivery, PendingSend, SendResult
 from chatconnect.router.origins_scylla import send_origin_statements
 from chatconnect.router.ports import MessageStore
-from chatconnect.router.records import envelope_from_row, inbox_row, merge, parse_gap_id, runs
+from chatconnect.router.records import (
+    ACKNOWLEDGED_COLUMNS,
+    acknowledged_from_row,
+    envelope_from_row,
+    inbox_row,
+    merge,
+    parse_gap_id,
+    runs,
+)
 from chatconnect.router.sequences import SequenceAllocator
 from chatconnect.storage.cql import CqlSession, Row, Statement, ttl
 
@@ -47,8 +55,9 @@ _INSERT_INBOX = (
     "USING TTL ? AND TIMESTAMP ?"
 )
 _INSERT_INDEX = (
-    "INSERT INTO inbox_by_message (user_id, device_id, server_message_id, sequence) "
-    "VALUES (?, ?, ?, ?) USING TTL ? AND TIMESTAMP ?"
+    "INSERT INTO inbox_by_message (user_id, device_id, server_message_id, sequence, type, "
+    "sender_user_id, sender_device_id, destination_group_id, server_time) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) USING TTL ? AND TIMESTAMP ?"
 )
 _GAP_CQL = "INSERT INTO inbox_gaps (user_id, device_id, first_sequence, last_sequence) "
 
@@ -192,6 +201,11 @@ class ScyllaMessageStore(MessageStore):
                     recipient.device_id,
                     envelope.server_message_id,
                     envelope.sequence,
+                    int(envelope.type),
+                    envelope.sender.user_id if envelope.sender else None,
+                    envelope.sender.device_id if envelope.sender else None,
+                    envelope.destination.group_id,
+                    envelope.server_time,
                     lifetime,
                     write_time,
                 ),
@@ -273,7 +287,7 @@ class ScyllaMessageStore(MessageStore):
         # One partition key throughout: the batch applies atomically on each replica.
         await self._cql.batch("expire_inbox", statements, logged=False)
 
-    async def acknowledge(self, device: DeviceAddress, ids: Sequence[str]) -> list[Envelope]:
+    async def acknowledge(self, device: DeviceAddress, ids: Sequence[str]) -> list[Acknowledged]:
         gap_ranges = [g for g in map(parse_gap_id, ids) if g is not None]
         message_ids = [i for i in ids if not i.startswith("gap:")]
         removed = await self._remove_messages(device, message_ids) if message_ids else []
@@ -283,24 +297,28 @@ class ScyllaMessageStore(MessageStore):
 
     async def _remove_messages(
         self, device: DeviceAddress, message_ids: Sequence[str]
-    ) -> list[Envelope]:
+    ) -> list[Acknowledged]:
+        """Two round trips: the id lookup, which carries what the receipts need, then one
+        partition batch of deletes."""
         key = (device.user_id, device.device_id)
         unique_ids = list(dict.fromkeys(message_ids))
         index = await self._cql.execute(
             "find_acked",
-            "SELECT sequence FROM inbox_by_message WHERE user_id = ? AND device_id = ? "
-            "AND server_message_id IN ?",
+            f"SELECT {ACKNOWLEDGED_COLUMNS} FROM inbox_by_message WHERE user_id = ? "
+            "AND device_id = ? AND server_message_id IN ?",
             (*key, unique_ids),
         )
         sequences = [int(r["sequence"]) for r in index]
-        rows: list[Row] = []
-        if sequences:
+        removed = [acknowledged_from_row(r) for r in index if r["type"] is not None]
+        written_before_v2 = [int(r["sequence"]) for r in index if r["type"] is None]
+        if written_before_v2:
             rows = await self._cql.execute(
                 "read_acked",
-                f"SELECT {_INBOX_COLUMNS} FROM inbox WHERE user_id = ? AND device_id = ? "
+                f"SELECT {ACKNOWLEDGED_COLUMNS} FROM inbox WHERE user_id = ? AND device_id = ? "
                 "AND sequence IN ?",
-                (*key, sequences),
+                (*key, written_before_v2),
             )
+            removed += [acknowledged_from_row(r) for r in rows]
         await self._cql.batch(
             "acknowledge",
             [
@@ -316,7 +334,7 @@ class ScyllaMessageStore(MessageStore):
             ],
             logged=False,
         )
-        return [envelope_from_row(r) for r in sorted(rows, key=lambda r: int(r["sequence"]))]
+        return sorted(removed, key=lambda a: a.sequence)
 
     async def _remove_gaps(self, device: DeviceAddress, acked: Sequence[tuple[int, int]]) -> None:
         key = (device.user_id, device.device_id)

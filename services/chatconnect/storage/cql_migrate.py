@@ -14,7 +14,7 @@ from cassandra import InvalidRequest
 
 from chatconnect.storage.cql import CqlSession
 from chatconnect.storage.cql_config import ScyllaConfig, parse_replication
-from chatconnect.storage.cql_schema import MIGRATIONS, MIGRATIONS_TABLE
+from chatconnect.storage.cql_schema import MIGRATIONS, MIGRATIONS_TABLE, AddColumns
 
 Progress = Callable[[str], None]
 
@@ -58,8 +58,12 @@ async def migrate(config: ScyllaConfig, *, timeout: float, progress: Progress) -
             started = time.monotonic()
             progress(f"applying {version}/{len(MIGRATIONS)}: {migration.description}")
             for statement in migration.statements:
-                # Every statement is IF NOT EXISTS, so an interrupted run can simply rerun.
-                await session.change_schema(statement)
+                # Every statement is IF NOT EXISTS (or AddColumns, which checks first), so
+                # an interrupted run can simply rerun.
+                if isinstance(statement, AddColumns):
+                    await _add_columns(session, config.keyspace, statement)
+                else:
+                    await session.change_schema(statement)
             await session.execute(
                 "record_migration",
                 f"INSERT INTO {config.keyspace}.schema_migrations "
@@ -70,6 +74,20 @@ async def migrate(config: ScyllaConfig, *, timeout: float, progress: Progress) -
         return len(MIGRATIONS)
     finally:
         await session.close()
+
+
+async def _add_columns(session: CqlSession, keyspace: str, change: AddColumns) -> None:
+    rows = await session.execute_all(
+        "schema_columns",
+        "SELECT column_name FROM system_schema.columns WHERE keyspace_name = ? AND table_name = ?",
+        (keyspace, change.table),
+    )
+    present = {r["column_name"] for r in rows}
+    missing = [f"{name} {kind}" for name, kind in change.columns if name not in present]
+    if missing:
+        await session.change_schema(
+            f"ALTER TABLE {keyspace}.{change.table} ADD ({', '.join(missing)})"
+        )
 
 
 async def check_schema(session: CqlSession) -> None:

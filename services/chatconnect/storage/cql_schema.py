@@ -12,11 +12,22 @@ from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
+class AddColumns:
+    """`ALTER TABLE table ADD (...)` for the columns it does not have yet. CQL has no ADD
+    IF NOT EXISTS that ScyllaDB and Cassandra both run, so `chatconnect migrate` reads
+    system_schema.columns first: an interrupted run can rerun, like the CREATEs."""
+
+    table: str
+    columns: tuple[tuple[str, str], ...]
+    """(name, CQL type) pairs."""
+
+
+@dataclass(frozen=True)
 class Migration:
     """One schema version: what it does and its statements, applied in order."""
 
     description: str
-    statements: tuple[str, ...]
+    statements: tuple[str | AddColumns, ...]
 
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -381,6 +392,24 @@ MIGRATIONS: tuple[Migration, ...] = (
                 server_message_id text,
                 position bigint,
                 PRIMARY KEY (group_id, server_message_id))""",
+        ),
+    ),
+    Migration(
+        "receipt fields beside the inbox id lookup: an acknowledgement reads once",
+        (
+            # Written with every inbox row (router/scylla.py), so acknowledging reads only
+            # inbox_by_message. Rows written before this version have them null and are
+            # read from the inbox instead.
+            AddColumns(
+                "inbox_by_message",
+                (
+                    ("type", "int"),
+                    ("sender_user_id", "text"),
+                    ("sender_device_id", "int"),
+                    ("destination_group_id", "text"),
+                    ("server_time", "double"),
+                ),
+            ),
         ),
     ),
 )

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Coroutine, Iterable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -109,6 +109,7 @@ class Database:
                 await self._write_lock.acquire()
             finally:
                 self._queued -= 1
+            handed_over = False
             try:
                 group = await self._join_group()
                 tx = Transaction(self._writer, self._timeout)
@@ -117,18 +118,28 @@ class Database:
                     yield tx
                     await tx.execute("RELEASE write")
                 except BaseException as exc:
-                    # Shielded, and queued behind whatever statement is still running in
-                    # aiosqlite's thread: it always runs, and runs last.
-                    await asyncio.shield(self._undo_savepoint(group))
+                    handed_over = True
+                    await self._finish_holding_lock(self._undo_savepoint(group))
                     if isinstance(exc, TimeoutError | sqlite3.OperationalError):
                         raise StoreUnavailable(f"write failed: {exc}") from exc
                     raise
                 group.members += 1
                 if self._queued == 0 or group.members >= self._max_group:
-                    await self._commit(group)
+                    handed_over = True
+                    await self._finish_holding_lock(self._commit(group))
             finally:
-                self._write_lock.release()
+                if not handed_over:
+                    self._write_lock.release()
             await self._until_committed(group)
+
+    async def _finish_holding_lock(self, work: Coroutine[Any, Any, None]) -> None:
+        """Runs `work` (a COMMIT or a rollback the caller starts while holding the write
+        lock) to its end even if the caller is cancelled meanwhile, and releases the lock
+        when it ends. A COMMIT is shared by a whole group: one member's client hanging up
+        must not fail it for the rest, nor let the next transaction begin before it ends."""
+        task = asyncio.ensure_future(work)
+        task.add_done_callback(lambda _: self._write_lock.release())
+        await asyncio.shield(task)
 
     async def _join_group(self) -> _Group:
         """The open transaction's group; begins a transaction if none is open. Holds the
@@ -172,8 +183,10 @@ class Database:
         try:
             await asyncio.wait_for(self._writer.commit(), self._timeout)
         except BaseException as exc:
-            await asyncio.shield(_rollback(self._writer))
-            group.finish(StoreUnavailable(f"commit failed: {exc}"))
+            group.finish(StoreUnavailable(f"commit failed: {exc!r}"))
+            if isinstance(exc, asyncio.CancelledError):
+                raise  # only the event loop shutting down cancels a finishing task
+            await _rollback(self._writer)
             return
         group.finish(None)
 
@@ -191,8 +204,8 @@ class Database:
             try:
                 await asyncio.wait_for(asyncio.shield(group.done), _COMMIT_GRACE_SECONDS)
             except TimeoutError:
-                async with self._write_lock:
-                    await self._commit(group)
+                await self._write_lock.acquire()
+                await self._finish_holding_lock(self._commit(group))
         error = group.done.result()
         if error is not None:
             raise error

@@ -69,12 +69,14 @@ class GroupReading:
             )
         return visible, head
 
-    async def acknowledged(self, reader: DeviceAddress, envelopes: Sequence[Envelope]) -> None:
-        """Group envelopes a device acknowledged from its inbox: delivered watermarks."""
+    async def acknowledged(
+        self, reader: DeviceAddress, messages: Sequence[tuple[str, float]]
+    ) -> None:
+        """Group messages a device acknowledged, as (group id, server time): delivered
+        watermarks."""
         newest: dict[str, float] = {}
-        for envelope in envelopes:
-            group_id = envelope.destination.group_id
-            newest[group_id] = max(newest.get(group_id, 0.0), envelope.server_time)
+        for group_id, server_time in messages:
+            newest[group_id] = max(newest.get(group_id, 0.0), server_time)
         for group_id, through in newest.items():
             await self._tally.advance(group_id, ReceiptType.DELIVERED, reader.user_id, through)
 

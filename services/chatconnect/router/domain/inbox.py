@@ -104,21 +104,21 @@ class InboxService:
             return
         removed = await self._store.acknowledge(device, ids)
         by_sender: dict[str, list[str]] = defaultdict(list)
-        group_messages: list[Envelope] = []
-        for envelope in removed:
+        in_groups: list[tuple[str, float]] = []
+        for message in removed:
             if (
-                envelope.type in CLIENT_ENVELOPE_TYPES
-                and envelope.sender is not None
-                and envelope.sender.user_id != device.user_id
+                message.type in CLIENT_ENVELOPE_TYPES
+                and message.sender is not None
+                and message.sender.user_id != device.user_id
             ):
-                if envelope.destination.group_id:
+                if message.group_id:
                     # Tallied per group, never one receipt per member per message.
-                    if envelope.type == EnvelopeType.SENDER_KEY_CIPHERTEXT:
-                        group_messages.append(envelope)
+                    if message.type == EnvelopeType.SENDER_KEY_CIPHERTEXT:
+                        in_groups.append((message.group_id, message.server_time))
                     continue
-                by_sender[envelope.sender.user_id].append(envelope.server_message_id)
-        if group_messages:
-            await self._groups.acknowledged(device, group_messages)
+                by_sender[message.sender.user_id].append(message.server_message_id)
+        if in_groups:
+            await self._groups.acknowledged(device, in_groups)
         for sender_user, message_ids in by_sender.items():
             await self._send_receipt(device, sender_user, ReceiptType.DELIVERED, message_ids)
 
@@ -128,7 +128,9 @@ class InboxService:
         """Large-group messages pushed to the device and acknowledged: delivered (they
         stay in the group log)."""
         if entries:
-            await self._groups.acknowledged(device, entries)
+            await self._groups.acknowledged(
+                device, [(e.destination.group_id, e.server_time) for e in entries]
+            )
 
     async def send_receipts(
         self,

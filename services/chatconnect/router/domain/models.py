@@ -62,6 +62,31 @@ class Delivery:
 
 
 @dataclass(frozen=True)
+class Acknowledged:
+    """What the server still needs of an envelope its device acknowledged: whom to send
+    the delivery receipt to, or which group's tally to advance. Not the content, so a
+    store can answer from its id lookup without reading the envelope back."""
+
+    server_message_id: str
+    sequence: int
+    type: EnvelopeType
+    sender: DeviceAddress | None
+    group_id: str
+    server_time: float
+
+    @classmethod
+    def of(cls, envelope: Envelope) -> Acknowledged:
+        return cls(
+            envelope.server_message_id,
+            envelope.sequence,
+            envelope.type,
+            envelope.sender,
+            envelope.destination.group_id,
+            envelope.server_time,
+        )
+
+
+@dataclass(frozen=True)
 class PendingSend:
     """Everything a send writes, in one atomic, idempotent commit.
 
