@@ -1,5 +1,5 @@
 """Acknowledging on ScyllaDB reads the receipt fields from the id lookup; rows written
-before schema version 2 lack them and are read from the inbox instead."""
+before schema version 3 lack them and are read from the inbox instead."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from tests.router.test_store_contract import ALICE, BOB, pending, read_all
 from tests.servers import redis_url
 
 
-async def test_an_id_lookup_row_from_before_version_2_is_acknowledged_from_the_inbox(
+async def test_an_id_lookup_row_from_before_version_3_is_acknowledged_from_the_inbox(
     cql: CqlSession,
 ) -> None:
     redis = aioredis.Redis.from_url(redis_url())
@@ -25,7 +25,7 @@ async def test_an_id_lookup_row_from_before_version_2_is_acknowledged_from_the_i
         old, _ = await store.commit(pending((BOB,)))
         new, _ = await store.commit(pending((BOB,)))
         inbox = {e.server_message_id: e for e in await read_all(store, BOB)}
-        # What a version-1 server wrote: the id lookup without the receipt fields.
+        # What a server before schema version 3 wrote: an id lookup without receipt fields.
         await cql.execute(
             "forget_fields",
             "UPDATE inbox_by_message SET type = null, sender_user_id = null, "

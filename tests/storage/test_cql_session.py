@@ -48,7 +48,9 @@ async def test_migrate_is_repeatable_and_checked_at_start() -> None:
         await check_schema(session)
         # A run interrupted after its ALTER TABLE but before recording the version reruns
         # the ALTER, which must find its columns there and carry on.
-        await session.execute("forget", "DELETE FROM schema_migrations WHERE version = ?", (2,))
+        await session.execute(
+            "forget", "DELETE FROM schema_migrations WHERE version = ?", (len(MIGRATIONS),)
+        )
         assert await migrate(config, timeout=STORE_TIMEOUT, progress=messages.append) == version
         await check_schema(session)
         await session.change_schema(f"DROP KEYSPACE {config.keyspace}")

@@ -310,13 +310,13 @@ class ScyllaMessageStore(MessageStore):
         )
         sequences = [int(r["sequence"]) for r in index]
         removed = [acknowledged_from_row(r) for r in index if r["type"] is not None]
-        written_before_v2 = [int(r["sequence"]) for r in index if r["type"] is None]
-        if written_before_v2:
+        written_before_v3 = [int(r["sequence"]) for r in index if r["type"] is None]
+        if written_before_v3:
             rows = await self._cql.execute(
                 "read_acked",
                 f"SELECT {ACKNOWLEDGED_COLUMNS} FROM inbox WHERE user_id = ? AND device_id = ? "
                 "AND sequence IN ?",
-                (*key, written_before_v2),
+                (*key, written_before_v3),
             )
             removed += [acknowledged_from_row(r) for r in rows]
         await self._cql.batch(
