@@ -79,16 +79,11 @@ class RowLike(Protocol):
 
 def envelope_from_row(row: RowLike) -> Envelope:
     """The envelope stored in an inbox row (column names as in both schemas)."""
-    sender = (
-        DeviceAddress(row["sender_user_id"], row["sender_device_id"])
-        if row["sender_user_id"] is not None
-        else None
-    )
     return Envelope(
         server_message_id=row["server_message_id"],
         sequence=row["sequence"],
         type=EnvelopeType(row["type"]),
-        sender=sender,
+        sender=_sender(row),
         client_message_id=row["client_message_id"],
         destination=Conversation(row["destination_user_id"], row["destination_group_id"]),
         content=row["content"],
@@ -97,6 +92,13 @@ def envelope_from_row(row: RowLike) -> Envelope:
         urgent=bool(row["urgent"]),
         **_from_extra(row["extra"]),
     )
+
+
+def _sender(row: RowLike) -> DeviceAddress | None:
+    """The sending device; None for envelopes the server generated."""
+    if row["sender_user_id"] is None:
+        return None
+    return DeviceAddress(row["sender_user_id"], row["sender_device_id"])
 
 
 ACKNOWLEDGED_COLUMNS = (
@@ -108,16 +110,11 @@ ACKNOWLEDGED_COLUMNS = (
 
 def acknowledged_from_row(row: RowLike) -> Acknowledged:
     """What an acknowledgement needs of a stored envelope (ACKNOWLEDGED_COLUMNS)."""
-    sender = (
-        DeviceAddress(row["sender_user_id"], row["sender_device_id"])
-        if row["sender_user_id"] is not None
-        else None
-    )
     return Acknowledged(
         server_message_id=row["server_message_id"],
         sequence=int(row["sequence"]),
         type=EnvelopeType(row["type"]),
-        sender=sender,
+        sender=_sender(row),
         group_id=row["destination_group_id"] or "",
         server_time=row["server_time"],
     )

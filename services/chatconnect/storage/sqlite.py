@@ -50,6 +50,8 @@ class Database:
         """Writers waiting for the lock: while there are any, the COMMIT waits for them."""
         self._group: _Group | None = None
         """The open transaction's group, if a COMMIT is pending."""
+        self._finishing: set[asyncio.Future[None]] = set()
+        """COMMITs and rollbacks started by `_finish_holding_lock` that have not ended."""
 
     @classmethod
     async def open(
@@ -138,7 +140,13 @@ class Database:
         when it ends. A COMMIT is shared by a whole group: one member's client hanging up
         must not fail it for the rest, nor let the next transaction begin before it ends."""
         task = asyncio.ensure_future(work)
-        task.add_done_callback(lambda _: self._write_lock.release())
+        self._finishing.add(task)  # the loop keeps only weak references to tasks
+
+        def ended(_: asyncio.Future[None]) -> None:
+            self._finishing.discard(task)
+            self._write_lock.release()
+
+        task.add_done_callback(ended)
         await asyncio.shield(task)
 
     async def _join_group(self) -> _Group:
