@@ -19,6 +19,7 @@ from chatconnect.bus.ports import (
     Subscription,
 )
 from chatconnect.model import DeviceAddress
+from chatconnect.runtime.mailbox import Mailbox
 
 _CLOSED = object()
 
@@ -27,7 +28,7 @@ class _QueueSubscription(Subscription):
     def __init__(self, bus: InProcessBus, device: DeviceAddress, capacity: int) -> None:
         self._bus = bus
         self.device = device
-        self._queue: asyncio.Queue[object] = asyncio.Queue(capacity)
+        self._queue: Mailbox[object] = Mailbox(capacity)
         self._overflowed = False
 
     def offer(self, event: BusEvent) -> None:

@@ -51,6 +51,7 @@ from chatconnect.runtime.edge import (
 )
 from chatconnect.runtime.errors import ChatConnectError
 from chatconnect.runtime.logging import get_logger
+from chatconnect.runtime.mailbox import Mailbox
 from chatconnect.sharding.fence import EpochFence
 
 log = get_logger("gateway")
@@ -90,7 +91,7 @@ class _Connection:
     def __init__(self, device: DeviceAddress, session_id: str, capacity: int) -> None:
         self.device = device
         self.session_id = session_id
-        self.out: asyncio.Queue[object] = asyncio.Queue(capacity)
+        self.out: Mailbox[object] = Mailbox(capacity)
         self.last_frame_at = time.monotonic()
 
     async def send(self, frame: pb.ConnectResponse) -> None:
@@ -212,7 +213,6 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
             asyncio.create_task(self._run_delivery(loop, subscription, connection)),
             asyncio.create_task(self._run_sends(device, sends, connection)),
             asyncio.create_task(self._read_frames(requests, device, loop, sends, connection)),
-            asyncio.create_task(self._watch_idle(connection)),
         ]
         log.info("device connected", device=str(device), session=connection.session_id)
         holder = Holder(device, new_holder_id("c"), DeviceKind.UNSPECIFIED)
@@ -383,14 +383,19 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
             )
         )
 
-    async def _watch_idle(self, connection: _Connection) -> None:
+    async def close_idle_connections(self) -> None:
+        """Ends, with GoAway IDLE, every stream silent for two ping intervals; runs until
+        cancelled. One task for the whole process rather than one per connection."""
         limit = 2 * self._config.ping_interval_seconds
         while True:
             await asyncio.sleep(min(limit / 4, 5.0))
-            if time.monotonic() - connection.last_frame_at > limit:
-                log.info("closing idle connection", device=str(connection.device))
-                connection.close_with(pb.ConnectResponse(go_away=gateway_pb2.GoAway(reason="IDLE")))
-                return
+            now = time.monotonic()
+            for connection in list(self._connections.values()):
+                if now - connection.last_frame_at > limit:
+                    log.info("closing idle connection", device=str(connection.device))
+                    connection.close_with(
+                        pb.ConnectResponse(go_away=gateway_pb2.GoAway(reason="IDLE"))
+                    )
 
 
 def _log_presence_failure(task: asyncio.Future[None]) -> None:

@@ -326,6 +326,8 @@ def _wire(
         registrations=[_registration(name, *servicers[name]) for name in services],
         gateway=gateway if "gateway" in services else None,
     )
+    if "gateway" in services:
+        app.background.append(gateway.close_idle_connections)
     if "presence" in services or "gateway" in services:
         app.background.extend(presence.background)
     sweeper = stores.sweeper

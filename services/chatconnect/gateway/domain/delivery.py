@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from chatconnect.bus.ports import BusEvent, DeviceRevoked, InboxChanged, Resync, Subscription
 from chatconnect.model import DeviceAddress, Envelope, InboxGap, InboxItem
 from chatconnect.router.domain.inbox import InboxService
+from chatconnect.runtime.mailbox import Mailbox
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,7 @@ class DeliveryLoop:
         self._window = window
         self._page_size = page_size
         self._emit = emit
-        self._signals: asyncio.Queue[BusEvent | _Acked] = asyncio.Queue()
+        self._signals: Mailbox[BusEvent | _Acked] = Mailbox()
         self._in_flight: set[str] = set()
         self._late_after: int | None = None
         self._log_entries: dict[str, Envelope] = {}

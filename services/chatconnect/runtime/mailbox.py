@@ -1,0 +1,94 @@
+"""A FIFO with one consumer, for the per-connection queues of the gateway.
+
+`asyncio.Queue` builds four deques up front (items, waiting getters, waiting putters, and
+its `join` event's waiters), about 3 KB even when empty. A gateway keeps several queues
+per open connection, each with exactly one reader and no use for `join`, so at 10,000
+idle connections those empty deques alone cost over 100 MB. A Mailbox holds one deque of
+items, one slot for its reader and, only once a put had to wait, a deque of putters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class Mailbox(Generic[T]):
+    """Items in arrival order for one reader at a time; `capacity` 0 means unbounded.
+
+    The same names and errors as `asyncio.Queue` (`put`, `put_nowait`, `get`,
+    `get_nowait`, `empty`, `full`, QueueFull, QueueEmpty) for the subset a single
+    consumer needs."""
+
+    __slots__ = ("_capacity", "_items", "_putters", "_reader")
+
+    def __init__(self, capacity: int = 0) -> None:
+        self._items: deque[T] = deque()
+        self._capacity = capacity
+        self._reader: asyncio.Future[None] | None = None
+        self._putters: deque[asyncio.Future[None]] | None = None
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def empty(self) -> bool:
+        return not self._items
+
+    def full(self) -> bool:
+        return 0 < self._capacity <= len(self._items)
+
+    def put_nowait(self, item: T) -> None:
+        """Adds `item`; raises asyncio.QueueFull when the mailbox is full."""
+        if self.full():
+            raise asyncio.QueueFull
+        self._items.append(item)
+        if self._reader is not None and not self._reader.done():
+            self._reader.set_result(None)
+
+    async def put(self, item: T) -> None:
+        """Adds `item`, waiting while the mailbox is full (putters go in arrival order)."""
+        while self.full():
+            if self._putters is None:
+                self._putters = deque()
+            waiter = asyncio.get_running_loop().create_future()
+            self._putters.append(waiter)
+            try:
+                await waiter
+            except BaseException:
+                # Cancelled: give the turn this putter may have been woken for to the next.
+                if waiter in self._putters:
+                    self._putters.remove(waiter)
+                if not self.full():
+                    self._wake_putter()
+                raise
+        self.put_nowait(item)
+
+    def get_nowait(self) -> T:
+        """The oldest item; raises asyncio.QueueEmpty when there is none."""
+        if not self._items:
+            raise asyncio.QueueEmpty
+        item = self._items.popleft()
+        self._wake_putter()
+        return item
+
+    async def get(self) -> T:
+        """The oldest item, waiting for one. Only one reader may wait at a time."""
+        while not self._items:
+            if self._reader is not None:
+                raise RuntimeError("a Mailbox has one reader; another is already waiting")
+            self._reader = asyncio.get_running_loop().create_future()
+            try:
+                await self._reader
+            finally:
+                self._reader = None
+        return self.get_nowait()
+
+    def _wake_putter(self) -> None:
+        while self._putters:
+            waiter = self._putters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
