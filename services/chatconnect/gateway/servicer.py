@@ -93,12 +93,14 @@ class _Connection:
         self.session_id = session_id
         self.out: Mailbox[object] = Mailbox(capacity)
         self.last_frame_at = time.monotonic()
+        self.closing = False
 
     async def send(self, frame: pb.ConnectResponse) -> None:
         await self.out.put(frame)
 
     def close_with(self, frame: pb.ConnectResponse | None) -> None:
         """Ends the stream after `frame`, even if the client stopped reading."""
+        self.closing = True
         while True:
             try:
                 if frame is not None:
@@ -391,7 +393,7 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
             await asyncio.sleep(min(limit / 4, 5.0))
             now = time.monotonic()
             for connection in list(self._connections.values()):
-                if now - connection.last_frame_at > limit:
+                if not connection.closing and now - connection.last_frame_at > limit:
                     log.info("closing idle connection", device=str(connection.device))
                     connection.close_with(
                         pb.ConnectResponse(go_away=gateway_pb2.GoAway(reason="IDLE"))
