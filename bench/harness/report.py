@@ -294,17 +294,16 @@ def _plots(results: list[Result], peers: list[str], out: Path) -> list[Path]:
                 linestyle="--",
                 label=f"{peer} p50",
             )
-    ax.set_xlabel("offered messages per second (1:1, durable)")
-    ax.set_ylabel("send → deliver latency (ms)")
     ax.set_yscale("log")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
-    ax.set_title("Throughput against latency")
-    fig.tight_layout()
-    path = out / "throughput-latency.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    written.append(path)
+    written.append(
+        _finish(
+            fig,
+            ax,
+            title="Throughput against latency",
+            axes=("offered messages per second (1:1, durable)", "send → deliver latency (ms)"),
+            path=out / "throughput-latency.png",
+        )
+    )
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for peer in peers:
@@ -312,17 +311,31 @@ def _plots(results: list[Result], peers: list[str], out: Path) -> list[Path]:
         series = (idle or {}).get("series", {}).get("rss_mib_by_connections")
         if series:
             ax.plot([p[0] for p in series], [p[1] for p in series], marker="o", label=peer)
-    ax.set_xlabel("idle connections")
-    ax.set_ylabel("server resident memory (MiB)")
-    ax.grid(True, alpha=0.3)
+    written.append(
+        _finish(
+            fig,
+            ax,
+            title="Memory against connections",
+            axes=("idle connections", "server resident memory (MiB)"),
+            path=out / "memory-connections.png",
+        )
+    )
+    return written
+
+
+def _finish(fig: Any, ax: Any, *, title: str, axes: tuple[str, str], path: Path) -> Path:
+    """Labels, grid and legend of one plot, written to `path` as PNG."""
+    import matplotlib.pyplot as plt
+
+    ax.set_xlabel(axes[0])
+    ax.set_ylabel(axes[1])
+    ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
-    ax.set_title("Memory against connections")
+    ax.set_title(title)
     fig.tight_layout()
-    path = out / "memory-connections.png"
     fig.savefig(path, dpi=110)
     plt.close(fig)
-    written.append(path)
-    return written
+    return path
 
 
 def _commit() -> str:
