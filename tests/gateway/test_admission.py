@@ -1,4 +1,5 @@
-"""Admission control: connection cap, draining, connect-rate limit, jittered retry hints."""
+"""Admission control: connection cap, handshake cap, draining, connect-rate limit, jittered
+retry hints."""
 
 from __future__ import annotations
 
@@ -18,10 +19,11 @@ class Clock:
         return self.now
 
 
-def admission(*, max_connections: int = 100, rate: float = 1000.0, jitter: float = 0.5,
-              clock: Clock | None = None) -> Admission:
-    return Admission(max_connections=max_connections, connects_per_second=rate,
-                     shed_retry_seconds=BASE, clock=clock or Clock(), jitter=lambda: jitter)
+def admission(*, max_connections: int = 100, max_handshakes: int = 100, rate: float = 1000.0,
+              jitter: float = 0.5, clock: Clock | None = None) -> Admission:
+    return Admission(max_connections=max_connections, max_handshakes=max_handshakes,
+                     connects_per_second=rate, shed_retry_seconds=BASE, clock=clock or Clock(),
+                     jitter=lambda: jitter)
 
 
 @pytest.mark.parametrize("jitter", [0.0, 0.25, 0.999999])
@@ -53,11 +55,12 @@ def test_the_hint_spreads_with_the_jitter() -> None:
 
 def test_release_makes_room() -> None:
     gate = admission(max_connections=2)
-    gate.admit()
+    first = gate.admit()
     gate.admit()
     with pytest.raises(Shed):
         gate.admit()
-    gate.release()
+    first.release()
+    first.release()  # a second release changes nothing
     assert gate.open_connections == 1
     gate.admit()
     assert gate.open_connections == 2
@@ -108,9 +111,46 @@ def test_a_slow_connect_rate_hints_at_least_its_own_wait() -> None:
 def test_a_shed_at_the_cap_does_not_use_up_the_connect_rate() -> None:
     clock = Clock()
     gate = admission(max_connections=1, rate=2.0, clock=clock)  # burst 2
-    gate.admit()
+    only = gate.admit()
     for _ in range(5):
         with pytest.raises(Shed):
             gate.admit()
-    gate.release()
+    only.release()
+    gate.admit()  # the second token of the burst is still there
+
+
+def test_refuses_beyond_max_handshakes_until_one_is_welcomed() -> None:
+    gate = admission(max_handshakes=2, jitter=0.25)
+    first, _second = gate.admit(), gate.admit()
+    with pytest.raises(Shed) as refused:
+        gate.admit()
+    assert refused.value.metadata["reason"] == "OVERLOADED"
+    assert refused.value.retry_after_seconds == pytest.approx(BASE * 1.25)
+    assert (gate.open_connections, gate.handshakes) == (2, 2)
+    first.welcomed()
+    first.welcomed()  # welcomed twice frees one slot, not two
+    assert (gate.open_connections, gate.handshakes) == (2, 1)
+    gate.admit()
+    with pytest.raises(Shed):
+        gate.admit()
+
+
+def test_a_connection_ending_mid_handshake_frees_its_handshake_slot() -> None:
+    gate = admission(max_handshakes=1)
+    abandoned = gate.admit()
+    abandoned.release()
+    assert (gate.open_connections, gate.handshakes) == (0, 0)
+    welcomed = gate.admit()
+    welcomed.welcomed()
+    welcomed.release()
+    assert (gate.open_connections, gate.handshakes) == (0, 0)
+
+
+def test_a_shed_at_the_handshake_cap_does_not_use_up_the_connect_rate() -> None:
+    gate = admission(max_handshakes=1, rate=2.0)  # burst 2
+    first = gate.admit()
+    for _ in range(5):
+        with pytest.raises(Shed):
+            gate.admit()
+    first.welcomed()
     gate.admit()  # the second token of the burst is still there

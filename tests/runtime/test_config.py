@@ -15,6 +15,7 @@ from chatconnect.router.config import RouterConfig
 from chatconnect.router.domain.errors import PageTokenInvalid
 from chatconnect.router.domain.inbox import decode_page_token, encode_page_token
 from chatconnect.runtime.config import ConfigError, env_name, load_section, setting
+from chatconnect.runtime.server import grpc_options
 from chatconnect.runtime.settings import LoggingConfig, ServerConfig, load_settings
 
 VAR = "CHATCONNECT_ROUTER__MAX_ENVELOPE_BYTES"
@@ -255,3 +256,14 @@ def _b64(text: str) -> str:
 def test_garbage_page_tokens_raise_page_token_invalid(token: str) -> None:
     with pytest.raises(PageTokenInvalid):
         decode_page_token(token)
+
+
+def test_the_pending_calls_limit_reaches_the_grpc_core_above_the_handshake_cap() -> None:
+    settings = load_settings(None, env={"CHATCONNECT_SERVER__MAX_PENDING_CALLS": "12345"})
+    options = dict(grpc_options(settings))
+    assert options["grpc.server.max_pending_requests"] == 12345
+    assert options["grpc.server.max_pending_requests_hard_limit"] == 12345
+    defaults = load_settings(None, env={})
+    # By default the core queues far more than the gateway lets into its handshake, so a
+    # storm is shed by the gateway (with a retry hint), not cancelled by the core.
+    assert defaults.server.max_pending_calls > 10 * defaults.gateway.max_handshakes

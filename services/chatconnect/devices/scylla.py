@@ -175,8 +175,9 @@ class ScyllaDeviceStore(DeviceStore):
         return await self._incarnation(device) == incarnation
 
     async def touch(self, device: DeviceAddress, now: float) -> None:
-        if await self._incarnation(device) is None:
-            return
+        # One write, no read first: a device unlinked meanwhile is left with a row holding
+        # only last_seen_at, which every reader skips (no incarnation). A read first would
+        # not close that race either, and it cost every handshake a round trip.
         await self._cql.execute(
             "touch_device",
             f"UPDATE devices SET last_seen_at = ? {_WHERE_DEVICE}",

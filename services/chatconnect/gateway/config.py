@@ -20,6 +20,12 @@ class GatewayConfig:
         "connections one gateway process holds before it sheds new ones",
         check=positive,
     )
+    max_handshakes: int = setting(
+        256,
+        "connections one gateway process sets up at once (Hello to Welcome) before it "
+        "sheds new ones with a retry hint",
+        check=positive,
+    )
     connects_per_second: float = setting(
         2_000.0, "new connections one gateway process admits per second", check=positive
     )

@@ -23,7 +23,7 @@ from chatconnect.bus.ports import Bus
 from chatconnect.devices.ports import DeviceStore
 from chatconnect.errordetails.v1 import errordetails_pb2
 from chatconnect.gateway.config import GatewayConfig
-from chatconnect.gateway.domain.admission import Admission
+from chatconnect.gateway.domain.admission import Admission, Admitted
 from chatconnect.gateway.domain.delivery import (
     DeliveryLoop,
     DeviceRevokedWhileConnected,
@@ -137,6 +137,7 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
         self._config = config
         self._admission = Admission(
             max_connections=config.max_connections,
+            max_handshakes=config.max_handshakes,
             connects_per_second=config.connects_per_second,
             shed_retry_seconds=config.shed_retry_seconds,
         )
@@ -162,17 +163,17 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
     async def Connect(
         self, request_iterator: AsyncIterator[pb.ConnectRequest], context: Context
     ) -> AsyncIterator[pb.ConnectResponse]:
-        self._admission.admit()
+        admitted = self._admission.admit()
         telemetry.connection_opened()
         try:
-            async for frame in self._serve(request_iterator, context):
+            async for frame in self._serve(request_iterator, context, admitted):
                 yield frame
         finally:
-            self._admission.release()
+            admitted.release()
             telemetry.connection_closed()
 
     async def _serve(
-        self, requests: AsyncIterator[pb.ConnectRequest], context: Context
+        self, requests: AsyncIterator[pb.ConnectRequest], context: Context, admitted: Admitted
     ) -> AsyncIterator[pb.ConnectResponse]:
         hello = await self._read_hello(requests)
         token = bearer_token(context) or hello.access_token
@@ -220,6 +221,7 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
         holder = Holder(device, new_holder_id("c"), DeviceKind.UNSPECIFIED)
         try:
             await self._presence_connected(holder, hello)
+            admitted.welcomed()
             while True:
                 frame = await connection.out.get()
                 if frame is _END:

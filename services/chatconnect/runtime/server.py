@@ -29,6 +29,20 @@ _GRPC_OPTIONS_BASE: list[tuple[str, int]] = [
 ]
 
 
+def grpc_options(settings: Settings) -> list[tuple[str, int]]:
+    """The gRPC core's channel arguments for this process's server."""
+    return [
+        *_GRPC_OPTIONS_BASE,
+        ("grpc.max_receive_message_length", settings.server.max_receive_message_bytes),
+        # The core queues calls the process has not picked up yet; past its default of
+        # 1,000 it cancels new ones at random (random early detection), which a connection
+        # storm hits while the event loop is busy. Queue them instead, and let the
+        # gateway's admission shed with retry hints.
+        ("grpc.server.max_pending_requests", settings.server.max_pending_calls),
+        ("grpc.server.max_pending_requests_hard_limit", settings.server.max_pending_calls),
+    ]
+
+
 async def serve(
     settings: Settings,
     services: tuple[str, ...],
@@ -44,12 +58,7 @@ async def serve(
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
     async with build(settings, services) as app:
-        server = grpc.aio.server(
-            options=[
-                *_GRPC_OPTIONS_BASE,
-                ("grpc.max_receive_message_length", settings.server.max_receive_message_bytes),
-            ]
-        )
+        server = grpc.aio.server(options=grpc_options(settings))
         for registration in app.registrations:
             registration.add(server)
         health = health_aio.HealthServicer()

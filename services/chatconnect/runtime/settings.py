@@ -74,6 +74,13 @@ class ServerConfig:
     max_receive_message_bytes: int = setting(
         8 * 1024 * 1024, "largest gRPC message the server accepts", check=positive
     )
+    max_pending_calls: int = setting(
+        10_000,
+        "new calls the gRPC core holds for the process while it is busy; beyond this the "
+        "core refuses them as CANCELLED, so keep it above gateway.max_handshakes, which "
+        "sheds with a retry hint instead",
+        check=positive,
+    )
     sqlite_synchronous: str = setting(
         "FULL",
         "SQLite synchronous mode; FULL makes every acknowledged write survive power loss",

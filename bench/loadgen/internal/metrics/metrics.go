@@ -5,6 +5,8 @@ package metrics
 import (
 	"context"
 	"errors"
+	"fmt"
+	"os"
 	"sort"
 	"sync"
 	"time"
@@ -159,16 +161,21 @@ type Errors struct {
 // NewErrors returns an empty error count.
 func NewErrors() *Errors { return &Errors{counts: map[string]int64{}} }
 
-// Add counts err under its code (and reason, when the status has an ErrorInfo).
+// Add counts err under its code (and reason, when the status has an ErrorInfo). The
+// first error of each kind is printed whole, so a run's report can be traced to a cause.
 func (e *Errors) Add(err error) {
-	e.AddName(Code(err))
+	name := Code(err)
+	if e.AddName(name) == 1 {
+		fmt.Fprintf(os.Stderr, "loadgen: first %s: %v\n", name, err)
+	}
 }
 
-// AddName counts one failure under an explicit name.
-func (e *Errors) AddName(name string) {
+// AddName counts one failure under an explicit name and returns the count so far.
+func (e *Errors) AddName(name string) int64 {
 	e.mu.Lock()
+	defer e.mu.Unlock()
 	e.counts[name]++
-	e.mu.Unlock()
+	return e.counts[name]
 }
 
 // Snapshot is a copy of the counts.
