@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from collections import defaultdict
 from collections.abc import Sequence
@@ -119,8 +120,7 @@ class InboxService:
                 by_sender[message.sender.user_id].append(message.server_message_id)
         if in_groups:
             await self._groups.acknowledged(device, in_groups)
-        for sender_user, message_ids in by_sender.items():
-            await self._send_receipt(device, sender_user, ReceiptType.DELIVERED, message_ids)
+        await self._send_receipts(device, ReceiptType.DELIVERED, by_sender)
 
     async def acknowledge_log_entries(
         self, device: DeviceAddress, entries: Sequence[Envelope]
@@ -163,24 +163,33 @@ class InboxService:
                 by_sender[message.sender_user_id].append(message.server_message_id)
         if in_groups:
             await self._groups.receipts(reader, receipt_type, in_groups)
-        for sender_user, message_ids in by_sender.items():
-            await self._send_receipt(reader, sender_user, receipt_type, message_ids)
+        await self._send_receipts(reader, receipt_type, by_sender)
 
-    async def _send_receipt(
-        self, by: DeviceAddress, sender_user: str, receipt_type: ReceiptType, ids: list[str]
+    async def _send_receipts(
+        self, by: DeviceAddress, receipt_type: ReceiptType, by_sender: dict[str, list[str]]
     ) -> None:
-        recipients = await self._directory.list_devices(sender_user)
-        if not recipients:
+        """One receipt per sender, to each of the sender's devices. The senders' devices
+        come from one bulk read and the receipts are committed together, so an
+        acknowledgement covering messages from many people costs a few round trips, not
+        two per person (and the embedded store puts them under one COMMIT)."""
+        if not by_sender:
             return
+        devices = await self._directory.list_devices_of(list(by_sender))
         now = self._clock()
-        await self._deliverer.commit_and_push(
-            server_send(
-                (DeviceAddress(sender_user, d.device_id) for d in recipients),
-                type=EnvelopeType.RECEIPT,
-                sender=by,
-                destination=Conversation(user_id=sender_user),
-                now=now,
-                retention_seconds=self._config.retention_seconds,
-                receipt=Receipt(receipt_type, by, tuple(ids), now),
+        await asyncio.gather(
+            *(
+                self._deliverer.commit_and_push(
+                    server_send(
+                        (DeviceAddress(sender_user, d.device_id) for d in devices[sender_user]),
+                        type=EnvelopeType.RECEIPT,
+                        sender=by,
+                        destination=Conversation(user_id=sender_user),
+                        now=now,
+                        retention_seconds=self._config.retention_seconds,
+                        receipt=Receipt(receipt_type, by, tuple(ids), now),
+                    )
+                )
+                for sender_user, ids in by_sender.items()
+                if sender_user in devices
             )
         )
