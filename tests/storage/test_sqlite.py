@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sqlite3
 from pathlib import Path
 
 import pytest
 
+from chatconnect.runtime.errors import StoreUnavailable
 from chatconnect.storage.sqlite import Database
 
 SCHEMA = [["CREATE TABLE items (n INTEGER PRIMARY KEY)"]]
@@ -151,4 +153,26 @@ async def test_the_committing_writer_cancelled_mid_commit_fails_nobody_else(
         await _insert(db, 1000)
         assert len(await db.fetchall("read", "SELECT n FROM items WHERE n = 1000")) == 1
     finally:
+        await db.close()
+
+
+async def test_a_write_stuck_behind_a_lock_fails_after_the_timeout_and_the_next_works(
+    tmp_path: Path,
+) -> None:
+    """Another program holding the database's write lock (a backup tool, a stray sqlite3
+    shell) makes writes wait in SQLite; the store gives up after its timeout with
+    StoreUnavailable, and writes again once the lock is gone."""
+    path = tmp_path / "db.sqlite"
+    db = await Database.open(path, migrations=SCHEMA, synchronous="NORMAL", timeout=0.3)
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        with pytest.raises(StoreUnavailable) as failed:
+            await _insert(db, 1)
+        assert "0.3" in str(failed.value)
+        other.execute("ROLLBACK")
+        await _insert(db, 2)
+        assert await _count(db) == 1
+    finally:
+        other.close()
         await db.close()

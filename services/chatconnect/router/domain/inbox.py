@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from chatconnect.devices.ports import DeviceDirectory
 from chatconnect.model import (
@@ -92,8 +92,18 @@ class InboxService:
             last = tail.sequence if isinstance(tail, Envelope) else tail.last_sequence
         return InboxPage(items, last, more=len(items) == limit)
 
-    async def acknowledge(self, device: DeviceAddress, ids: Sequence[str]) -> None:
-        """Removes the items and sends delivery receipts for messages from other users."""
+    async def acknowledge(
+        self,
+        device: DeviceAddress,
+        ids: Sequence[str],
+        *,
+        on_removed: Callable[[], None] | None = None,
+    ) -> None:
+        """Removes the items and sends delivery receipts for messages from other users.
+
+        `on_removed` runs once the items are gone and before the receipts go out: a stream
+        frees its delivery window there, so the next envelopes flow while the receipts are
+        committed (and even if committing them fails)."""
         if len(ids) > self._config.max_ids_per_ack:
             raise TooManyIds(
                 "ids",
@@ -104,6 +114,8 @@ class InboxService:
         if not ids:
             return
         removed = await self._store.acknowledge(device, ids)
+        if on_removed is not None:
+            on_removed()
         by_sender: dict[str, list[str]] = defaultdict(list)
         in_groups: list[tuple[str, float]] = []
         for message in removed:
