@@ -108,14 +108,14 @@ def test_a_slow_connect_rate_hints_at_least_its_own_wait() -> None:
     gate.admit()
 
 
-def test_a_shed_at_the_cap_does_not_use_up_the_connect_rate() -> None:
-    clock = Clock()
-    gate = admission(max_connections=1, rate=2.0, clock=clock)  # burst 2
+@pytest.mark.parametrize("cap", ["max_connections", "max_handshakes"])
+def test_a_shed_at_a_cap_does_not_use_up_the_connect_rate(cap: str) -> None:
+    gate = admission(**{cap: 1}, rate=2.0)  # burst 2
     only = gate.admit()
     for _ in range(5):
         with pytest.raises(Shed):
             gate.admit()
-    only.release()
+    only.release()  # frees the connection and, with it, its handshake slot
     gate.admit()  # the second token of the burst is still there
 
 
@@ -144,13 +144,3 @@ def test_a_connection_ending_mid_handshake_frees_its_handshake_slot() -> None:
     welcomed.welcomed()
     welcomed.release()
     assert (gate.open_connections, gate.handshakes) == (0, 0)
-
-
-def test_a_shed_at_the_handshake_cap_does_not_use_up_the_connect_rate() -> None:
-    gate = admission(max_handshakes=1, rate=2.0)  # burst 2
-    first = gate.admit()
-    for _ in range(5):
-        with pytest.raises(Shed):
-            gate.admit()
-    first.welcomed()
-    gate.admit()  # the second token of the burst is still there
