@@ -116,3 +116,36 @@ TESTENV = Path(__file__).resolve().parent.parent / "tools" / "testenv"
 def run_testenv(*args: str) -> None:
     """Runs `tools/testenv` (to stop or start a test server in a fault test)."""
     subprocess.run([sys.executable, str(TESTENV), *args], check=True, timeout=300)
+
+
+def store_environment(request: pytest.FixtureRequest) -> dict[str, str]:
+    """The environment that puts a server subprocess on the store named by request.param
+    (embedded: the SQLite default; scylla: the test keyspace)."""
+    if request.param == "embedded":
+        return {}
+    config = request.getfixturevalue("scylla_keyspace")
+    return {
+        "CHATCONNECT_SERVER__STORE": "scylla",
+        "CHATCONNECT_SCYLLA__CONTACT_POINTS": config.contact_points,
+        "CHATCONNECT_SCYLLA__PORT": str(config.port),
+        "CHATCONNECT_SCYLLA__KEYSPACE": config.keyspace,
+    }
+
+
+READY_MARKER = "clients connect to:"
+
+
+def wait_until_serving(process: subprocess.Popen[str], *, timeout: float = 30) -> str:
+    """Reads a server subprocess's output until it says where clients connect; returns
+    that address."""
+    assert process.stdout is not None
+    deadline = time.monotonic() + timeout
+    seen: list[str] = []
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        seen.append(line)
+        if READY_MARKER in line:
+            return line.split(READY_MARKER, 1)[1].strip()
+        if not line and process.poll() is not None:
+            break
+    raise AssertionError(f"server did not start (exit {process.poll()}):\n" + "".join(seen[-30:]))

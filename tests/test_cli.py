@@ -67,6 +67,17 @@ def test_up_then_demo_then_ctrl_c(tmp_path: Path) -> None:
         assert f"clients connect to:  {address}" in banner, banner
         demo = _demo(address)
         assert "FAIL" not in demo.stdout
+        # A second server on the same port must refuse to start, not quietly share it.
+        second = subprocess.run(
+            [*CHATCONNECT, "up", "--listen", address, "--data-dir", str(tmp_path / "other")],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=_env(),
+        )
+        assert second.returncode != 0
+        assert f"cannot listen on {address}" in second.stderr, second.stderr
+        assert "is another chatconnect running?" in second.stderr
     finally:
         up.send_signal(signal.SIGINT)
         _out, err = up.communicate(timeout=30)

@@ -14,7 +14,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,9 +21,8 @@ import pytest
 
 from chatconnect.cli import DEV_TEST_CODE
 from chatconnect.client import ChatClient, register_account
-from chatconnect.storage.cql_config import ScyllaConfig
 from tests.conftest import fictional_number
-from tests.servers import redis_url
+from tests.servers import redis_url, store_environment, wait_until_serving
 
 SERVICES = ["gateway", "router", "users", "devices", "keys"]
 
@@ -66,43 +64,19 @@ def _start(index: int, port: int, data_dir: Path, store: dict[str, str]) -> subp
     )
 
 
-def _wait_ready(process: subprocess.Popen[str]) -> None:
-    assert process.stdout is not None
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if "clients connect to" in line:
-            return
-        if not line and process.poll() is not None:
-            break
-    raise AssertionError(f"gateway did not start (exit {process.poll()})")
-
-
-def _store_environment(request: pytest.FixtureRequest) -> dict[str, str]:
-    if request.param == "embedded":
-        return {}
-    config: ScyllaConfig = request.getfixturevalue("scylla_keyspace")
-    return {
-        "CHATCONNECT_SERVER__STORE": "scylla",
-        "CHATCONNECT_SCYLLA__CONTACT_POINTS": config.contact_points,
-        "CHATCONNECT_SCYLLA__PORT": str(config.port),
-        "CHATCONNECT_SCYLLA__KEYSPACE": config.keyspace,
-    }
-
-
 @pytest.fixture(params=["embedded", "scylla"])
 def gateways(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> Iterator[list[tuple[str, subprocess.Popen[str]]]]:
     """Three gateways on the store named by the param."""
-    store = _store_environment(request)
+    store = store_environment(request)
     started = []
     try:
         for index in (1, 2, 3):
             port = _free_port()
             # The shared directory also holds the token signing key all three use.
             process = _start(index, port, tmp_path / "shared", store)
-            _wait_ready(process)
+            wait_until_serving(process)
             started.append((f"127.0.0.1:{port}", process))
         yield started
     finally:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -99,16 +98,9 @@ def _settings(args: argparse.Namespace, *, development: bool) -> Settings:
     return load_settings(args.config, overrides=overrides, profile=profile)
 
 
-def _run(coroutine: Coroutine[Any, Any, Any], event_loop: str) -> Any:
-    if event_loop == "uvloop":
-        import uvloop
-
-        return uvloop.run(coroutine)
-    return asyncio.run(coroutine)
-
-
 def _serve(args: argparse.Namespace, services: tuple[str, ...], *, development: bool) -> int:
-    from chatconnect.runtime.server import serve
+    from chatconnect.runtime.processes import ProcessFailed, run_processes
+    from chatconnect.runtime.server import run_on_loop, serve
 
     try:
         settings = _settings(args, development=development)
@@ -127,6 +119,11 @@ def _serve(args: argparse.Namespace, services: tuple[str, ...], *, development: 
         print(f"ChatConnect {__version__} is up.", flush=True)
         print(f"  clients connect to:  {address}", flush=True)
         print(f"  services:            {', '.join(services)}", flush=True)
+        if settings.server.processes > 1:
+            print(
+                f"  processes:           {settings.server.processes}, sharing the port",
+                flush=True,
+            )
         if settings.server.store == "scylla":
             print(
                 f"  store:               ScyllaDB {settings.scylla.contact_points} "
@@ -144,7 +141,14 @@ def _serve(args: argparse.Namespace, services: tuple[str, ...], *, development: 
         print(f"Try it:  chatconnect demo --target {address}", flush=True)
         print("Stop with Ctrl-C (open connections are drained first).", flush=True)
 
-    _run(serve(settings, services, on_ready=ready), settings.server.event_loop)
+    if settings.server.processes == 1:
+        run_on_loop(serve(settings, services, on_ready=ready), settings.server.event_loop)
+        return 0
+    try:
+        run_processes(settings, services, on_ready=ready)
+    except ProcessFailed as exc:
+        print(f"chatconnect: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

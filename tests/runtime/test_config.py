@@ -267,3 +267,22 @@ def test_the_pending_calls_limit_reaches_the_grpc_core_above_the_handshake_cap()
     # By default the core queues far more than the gateway lets into its handshake, so a
     # storm is shed by the gateway (with a retry hint), not cancelled by the core.
     assert defaults.server.max_pending_calls > 10 * defaults.gateway.max_handshakes
+
+
+def test_several_processes_need_the_redis_bus_to_join_them() -> None:
+    with pytest.raises(ConfigError, match=r"server.processes=4 needs server.bus=redis"):
+        load_settings(None, env={"CHATCONNECT_SERVER__PROCESSES": "4"})
+    settings = load_settings(
+        None, env={"CHATCONNECT_SERVER__PROCESSES": "4", "CHATCONNECT_SERVER__BUS": "redis"}
+    )
+    assert settings.server.processes == 4
+
+
+def test_only_several_processes_share_their_port() -> None:
+    # One process must fail to start on a port that another server holds, not share it.
+    single = dict(grpc_options(load_settings(None, env={})))
+    assert single["grpc.so_reuseport"] == 0
+    several = load_settings(
+        None, env={"CHATCONNECT_SERVER__PROCESSES": "2", "CHATCONNECT_SERVER__BUS": "redis"}
+    )
+    assert dict(grpc_options(several))["grpc.so_reuseport"] == 1

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -40,7 +41,19 @@ def grpc_options(settings: Settings) -> list[tuple[str, int]]:
         # gateway's admission shed with retry hints.
         ("grpc.server.max_pending_requests", settings.server.max_pending_calls),
         ("grpc.server.max_pending_requests_hard_limit", settings.server.max_pending_calls),
+        # The core shares ports by default; a single process must not, so that a second
+        # server started on a busy port fails loudly instead of taking half its connections.
+        ("grpc.so_reuseport", 1 if settings.server.processes > 1 else 0),
     ]
+
+
+def run_on_loop(coroutine: Coroutine[Any, Any, Any], event_loop: str) -> Any:
+    """Runs `coroutine` to completion on the event loop named by server.event_loop."""
+    if event_loop == "uvloop":
+        import uvloop
+
+        return uvloop.run(coroutine)
+    return asyncio.run(coroutine)
 
 
 async def serve(

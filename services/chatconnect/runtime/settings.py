@@ -66,7 +66,15 @@ class ServerConfig:
         check=positive,
     )
     instance_id: str = setting(
-        "", "this process's name on the bus; empty picks a random one at start"
+        "",
+        "this process's name on the bus; empty picks a random one at start (with "
+        "server.processes above 1, each process adds -<index>)",
+    )
+    processes: int = setting(
+        1,
+        "server processes sharing server.listen through SO_REUSEPORT, so every core serves "
+        "(one per core is usual); above 1 needs server.bus=redis, which joins them",
+        check=positive,
     )
     drain_seconds: float = setting(
         5.0, "on shutdown, how long open streams get to finish after GoAway", check=positive
@@ -215,7 +223,21 @@ def load_settings(
         table.update(document.get(name, {}))
         table.update((overrides or {}).get(name, {}))
         values[name] = load_section(cls, name, table, environment)
-    return Settings(**values)
+    settings = Settings(**values)
+    _check_combination(settings)
+    return settings
+
+
+def _check_combination(settings: Settings) -> None:
+    """Settings that are each valid but do not work together."""
+    server = settings.server
+    if server.processes > 1 and server.bus != "redis":
+        # The in-process bus cannot push a message to a device held by a sibling process.
+        raise ConfigError(
+            f"server.processes={server.processes} needs server.bus=redis to join the "
+            "processes (set CHATCONNECT_SERVER__BUS=redis and server.redis_url), or use "
+            "server.processes=1"
+        )
 
 
 def reference() -> list[tuple[str, str, str, str]]:

@@ -73,9 +73,11 @@ class Database:
         reader = await aiosqlite.connect(path, isolation_level=None)
         for conn in (writer, reader):
             conn.row_factory = sqlite3.Row
+            # First, so that switching to WAL waits for another process opening the same
+            # database (server.processes) instead of failing with "database is locked".
+            await conn.execute("PRAGMA busy_timeout=5000")
             await conn.execute("PRAGMA journal_mode=WAL")
             await conn.execute(f"PRAGMA synchronous={synchronous}")
-            await conn.execute("PRAGMA busy_timeout=5000")
             await conn.execute("PRAGMA foreign_keys=ON")
         database = cls(writer, reader, timeout, max_group)
         await database._migrate(migrations)
