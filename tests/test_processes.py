@@ -228,6 +228,11 @@ def test_server_processes_never_outlive_a_killed_supervisor(supervised: Supervis
     while time.monotonic() < deadline and any(_alive(pid) for pid in pids):
         time.sleep(0.1)
     assert not any(_alive(pid) for pid in pids), "an orphaned server process kept the port"
+    output = "".join(supervised.output)
+    assert output.count("the supervisor is gone; stopping") == PROCESSES, output
+    # The processes share one stderr: each log line is written whole, never interleaved.
+    for line in output.splitlines():
+        assert line.count("Z [") <= 1, f"log lines interleaved: {line!r}"
 
 
 def test_a_process_that_cannot_start_fails_the_command_with_its_reason(tmp_path: Path) -> None:

@@ -70,6 +70,17 @@ def _wait_for_line(process: subprocess.Popen[str], marker: str, timeout: float) 
     )
 
 
+def process_tree(pid: int) -> list[int]:
+    """`pid` and its descendants: with server.processes above 1 the server is a
+    supervisor and its server processes, and memory is read over all of them."""
+    tree = [pid]
+    for parent in tree:  # grows while it is walked: breadth first
+        with contextlib.suppress(FileNotFoundError):
+            children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
+            tree.extend(int(child) for child in children)
+    return tree
+
+
 def _stop(process: subprocess.Popen[str]) -> None:
     if process.poll() is None:
         process.send_signal(signal.SIGINT)
@@ -123,7 +134,7 @@ def chatconnect(store: str, port: int) -> Iterator[Target]:
                 name=f"chatconnect-{'embedded' if store == 'embedded' else 'scylla'}",
                 peer="chatconnect",
                 args=["-target", f"127.0.0.1:{port}", "-test-code", TEST_CODE],
-                pids=[process.pid],
+                pids=process_tree(process.pid),
             )
         finally:
             _stop(process)

@@ -13,8 +13,10 @@ import asyncio
 import contextlib
 import dataclasses
 import multiprocessing
+import os
 import signal
 import socket
+import threading
 from collections.abc import Callable, Iterator
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
@@ -75,10 +77,33 @@ async def _serve_while_supervised(
     from chatconnect.runtime.server import serve
 
     stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def supervisor_gone() -> None:
+        # A closed pipe stays readable: without removing the reader the loop would call
+        # this without end and starve the drain of the CPU.
+        loop.remove_reader(lifeline.fileno())
+        log.warning("the supervisor is gone; stopping")
+        stop.set()
+        # No supervisor is left to kill a process that overruns its drain.
+        _exit_after(settings.server.drain_seconds + STOP_GRACE_SECONDS)
+
     # Only the supervisor holds the lifeline's writing end: it reads as closed once the
     # supervisor is gone, even killed with SIGKILL, and an orphan must not keep the port.
-    asyncio.get_running_loop().add_reader(lifeline.fileno(), stop.set)
+    loop.add_reader(lifeline.fileno(), supervisor_gone)
     await serve(settings, services, on_ready=ready.send, stop=stop)
+
+
+def _exit_after(seconds: float) -> None:
+    """Ends this process in `seconds` unless it has exited by then."""
+
+    def overrun() -> None:
+        log.error("stopping took too long; exiting now", seconds=seconds)
+        os._exit(1)
+
+    timer = threading.Timer(seconds, overrun)
+    timer.daemon = True  # it must not itself keep the process alive
+    timer.start()
 
 
 @contextlib.contextmanager
