@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -11,8 +13,8 @@ import redis.asyncio as aioredis
 
 from chatconnect.bus.inprocess import InProcessBus, InProcessRateLimiter
 from chatconnect.bus.ports import Bus, DeviceRevoked, InboxChanged, RateLimiter, Resync
-from chatconnect.bus.redis import RedisBus, RedisRateLimiter, route_key
-from chatconnect.model import DeviceAddress
+from chatconnect.bus.redis import RedisBus, RedisRateLimiter, channel_name, route_key
+from chatconnect.model import Conversation, DeviceAddress, Envelope, EnvelopeType
 from tests.servers import redis_url
 
 BusFactory = Callable[[], Awaitable[Bus]]
@@ -101,8 +103,6 @@ async def test_closed_subscription_gets_nothing_more(make_bus: BusFactory) -> No
 
 
 async def test_envelopes_travel_with_the_event(make_bus: BusFactory) -> None:
-    from chatconnect.model import Conversation, Envelope, EnvelopeType
-
     holder, publisher = await make_bus(), await make_bus()
     envelope = Envelope(
         server_message_id="m1",
@@ -149,6 +149,95 @@ async def test_redis_routes_expire_with_their_holder_and_come_back_after_a_flush
     assert await redis_client.get(route_key(namespace, ALICE)) is None
     await holder.close()
     await publisher.close()
+
+
+def _group_envelope(content: bytes) -> Envelope:
+    return Envelope(
+        server_message_id="g-m1",
+        sequence=0,
+        type=EnvelopeType.CIPHERTEXT,
+        sender=BOB,
+        client_message_id="g-c1",
+        destination=Conversation(group_id="group-1"),
+        content=content,
+        server_time=1_700_000_000.25,
+        expire_time=1_700_000_100.5,
+        group_log_position=42,
+    )
+
+
+@pytest.fixture
+async def holder_and_channel(
+    redis_client: aioredis.Redis,
+) -> AsyncIterator[tuple[RedisBus, RedisBus, str]]:
+    """A holding instance, a publishing one, and the holder's channel name."""
+    namespace = f"test-{uuid.uuid4().hex[:8]}"
+    holder = RedisBus(redis_client, instance_id="gw-b", namespace=namespace)
+    publisher = RedisBus(redis_client, instance_id="gw-a", namespace=namespace)
+    await holder.start()
+    await publisher.start()
+    yield holder, publisher, channel_name(namespace, "gw-b")
+    await holder.close()
+    await publisher.close()
+
+
+async def test_a_group_envelope_crosses_the_bus_once_for_all_its_devices(
+    redis_client: aioredis.Redis, holder_and_channel: tuple[RedisBus, RedisBus, str]
+) -> None:
+    holder, publisher, channel = holder_and_channel
+    members = [DeviceAddress(f"member-{i}", 1) for i in range(50)]
+    subscriptions = [await holder.subscribe(member) for member in members]
+    watcher = redis_client.pubsub()
+    await watcher.subscribe(channel)
+    await watcher.get_message(timeout=1)  # the subscribe confirmation
+    content = bytes(range(256)) * 40  # 10 KiB
+    envelope = _group_envelope(content)
+    await publisher.publish([InboxChanged(member, 0, envelope) for member in members])
+    message = await watcher.get_message(timeout=3)
+    assert message is not None
+    # Fifty copies would be 50 times the content; one is about 1.4 times (base64).
+    assert len(message["data"]) < 2 * len(content)
+    for member, subscription in zip(members, subscriptions, strict=True):
+        assert await _take(subscription, 1) == [InboxChanged(member, 0, envelope)]
+        await subscription.close()
+    await watcher.aclose()
+
+
+async def test_a_message_from_the_version_before_still_reads(
+    redis_client: aioredis.Redis, holder_and_channel: tuple[RedisBus, RedisBus, str]
+) -> None:
+    from chatconnect.runtime import wire
+
+    holder, _, channel = holder_and_channel
+    envelope = _group_envelope(b"sealed")
+    subscriptions = [await holder.subscribe(device) for device in (ALICE, BOB)]
+    carried = base64.b64encode(wire.envelope_to_wire(envelope).SerializeToString()).decode()
+    # Before, every item carried its own copy of the envelope.
+    old = [
+        {"u": d.user_id, "d": d.device_id, "k": "inbox", "s": 0, "e": carried} for d in (ALICE, BOB)
+    ]
+    await redis_client.publish(channel, json.dumps(old))
+    for device, subscription in zip((ALICE, BOB), subscriptions, strict=True):
+        assert await _take(subscription, 1) == [InboxChanged(device, 0, envelope)]
+        await subscription.close()
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [b"not json", b'[{"u": "alice"}]', b'[{"u":"alice","d":1,"k":"inbox","s":1,"r":7}]', b"{}"],
+)
+async def test_an_unreadable_bus_message_makes_devices_reread_and_the_bus_goes_on(
+    redis_client: aioredis.Redis,
+    holder_and_channel: tuple[RedisBus, RedisBus, str],
+    payload: bytes,
+) -> None:
+    holder, publisher, channel = holder_and_channel
+    subscription = await holder.subscribe(ALICE)
+    await redis_client.publish(channel, payload)
+    assert await _take(subscription, 1) == [Resync(ALICE)]
+    await publisher.publish([InboxChanged(ALICE, 2)])
+    assert await _take(subscription, 1) == [InboxChanged(ALICE, 2)]
+    await subscription.close()
 
 
 async def test_rate_limit_admits_a_burst_then_refuses_with_a_hint(limiter: RateLimiter) -> None:

@@ -23,6 +23,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
+from google.protobuf.message import DecodeError
 from redis.exceptions import RedisError
 
 from chatconnect.bus.inprocess import InProcessBus
@@ -35,7 +36,7 @@ from chatconnect.bus.ports import (
     RateLimiter,
     Subscription,
 )
-from chatconnect.model import DeviceAddress
+from chatconnect.model import DeviceAddress, Envelope
 from chatconnect.runtime.errors import StoreUnavailable
 from chatconnect.runtime.logging import get_logger
 from chatconnect.runtime.telemetry import storage_call
@@ -54,12 +55,18 @@ def channel_name(namespace: str, instance_id: str) -> str:
 
 
 def _encode(events: Sequence[InboxChanged | DeviceRevoked]) -> bytes:
+    """One bus message for `events`.
+
+    A group message goes to many devices as one envelope object: it is serialised once
+    and carried once, by the first item that needs it ("e"); later items name that item
+    ("r"). A gateway of the version before reads such an item as an event without an
+    envelope and re-reads the store, so nothing is lost while versions are mixed.
+    """
     from chatconnect.runtime import wire
 
     items: list[dict[str, Any]] = []
-    # A group message goes to many devices as one envelope object: serialize it once.
-    encoded: dict[int, str] = {}
-    for event in events:
+    carrier: dict[int, int] = {}  # id(envelope) -> the index of the item that carries it
+    for index, event in enumerate(events):
         item: dict[str, Any] = {"u": event.device.user_id, "d": event.device.device_id}
         if isinstance(event, DeviceRevoked):
             item["k"] = "revoked"
@@ -67,21 +74,27 @@ def _encode(events: Sequence[InboxChanged | DeviceRevoked]) -> bytes:
             item["k"] = "inbox"
             item["s"] = event.sequence
             if event.envelope is not None:
-                key = id(event.envelope)
-                if key not in encoded:
+                first = carrier.setdefault(id(event.envelope), index)
+                if first == index:
                     raw = wire.envelope_to_wire(event.envelope).SerializeToString()
-                    encoded[key] = base64.b64encode(raw).decode()
-                item["e"] = encoded[key]
+                    item["e"] = base64.b64encode(raw).decode()
+                else:
+                    item["r"] = first
         items.append(item)
     return json.dumps(items, separators=(",", ":")).encode()
 
 
 def _decode(payload: bytes) -> list[InboxChanged | DeviceRevoked]:
+    """The events of a bus message (raises ValueError, KeyError or TypeError if malformed)."""
     from chatconnect.common.v1 import common_pb2
     from chatconnect.runtime import wire
 
     events: list[InboxChanged | DeviceRevoked] = []
-    for item in json.loads(payload):
+    carried: dict[int, Envelope] = {}
+    items = json.loads(payload)
+    if not isinstance(items, list):
+        raise TypeError(f"a bus message is a list of events, not {type(items).__name__}")
+    for index, item in enumerate(items):
         device = DeviceAddress(item["u"], item["d"])
         if item["k"] == "revoked":
             events.append(DeviceRevoked(device))
@@ -89,7 +102,9 @@ def _decode(payload: bytes) -> list[InboxChanged | DeviceRevoked]:
         envelope = None
         if "e" in item:
             message = common_pb2.Envelope.FromString(base64.b64decode(item["e"]))
-            envelope = wire.envelope_from_wire(message)
+            envelope = carried[index] = wire.envelope_from_wire(message)
+        elif "r" in item:
+            envelope = carried[item["r"]]
         events.append(InboxChanged(device, item["s"], envelope))
     return events
 
@@ -202,6 +217,17 @@ class RedisBus(Bus):
         except RedisError as exc:
             log.warning("publish failed; push skipped", error=str(exc))
 
+    async def _deliver(self, payload: bytes) -> None:
+        try:
+            events = _decode(payload)
+        except (ValueError, KeyError, TypeError, IndexError, DecodeError) as exc:
+            # The listener must outlive a message it cannot read (another version, a
+            # stray publish); whoever it was for re-reads the durable inbox.
+            log.error("unreadable bus message; every device here re-reads", error=repr(exc))
+            self._local.resync_all()
+            return
+        await self._local.publish(events)
+
     async def _listen(self) -> None:
         channel = channel_name(self._namespace, self.instance_id)
         while True:
@@ -214,7 +240,7 @@ class RedisBus(Bus):
                 self._listening.set()
                 async for message in pubsub.listen():
                     if message.get("type") == "message":
-                        await self._local.publish(_decode(message["data"]))
+                        await self._deliver(message["data"])
             except (RedisError, OSError) as exc:
                 log.warning("bus connection lost; reconnecting", error=str(exc))
                 await asyncio.sleep(0.5)
