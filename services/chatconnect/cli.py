@@ -13,7 +13,7 @@ from chatconnect.runtime import logging as runtime_logging
 from chatconnect.runtime import telemetry
 from chatconnect.runtime.app import PLANNED, SERVED
 from chatconnect.runtime.config import ConfigError
-from chatconnect.runtime.settings import Settings, load_settings, reference
+from chatconnect.runtime.settings import Settings, advice, load_settings, reference
 
 DEV_TEST_CODE = "246810"
 """The verification code of fictional test numbers under `chatconnect up` (development)."""
@@ -109,6 +109,8 @@ def _serve(args: argparse.Namespace, services: tuple[str, ...], *, development: 
         return 2
     runtime_logging.configure(settings.logging.level, settings.logging.format)
     telemetry.configure(settings.telemetry)
+    for note in advice(settings):
+        print(f"chatconnect: note: {note}", file=sys.stderr, flush=True)
     if development and settings.server.store == "scylla":
         # `up` is for one machine: bring the keyspace up to date first; `serve` only checks.
         code = _migrate(settings)

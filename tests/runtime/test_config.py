@@ -16,7 +16,7 @@ from chatconnect.router.domain.errors import PageTokenInvalid
 from chatconnect.router.domain.inbox import decode_page_token, encode_page_token
 from chatconnect.runtime.config import ConfigError, env_name, load_section, setting
 from chatconnect.runtime.server import grpc_options
-from chatconnect.runtime.settings import LoggingConfig, ServerConfig, load_settings
+from chatconnect.runtime.settings import LoggingConfig, ServerConfig, advice, load_settings
 
 VAR = "CHATCONNECT_ROUTER__MAX_ENVELOPE_BYTES"
 
@@ -276,6 +276,15 @@ def test_several_processes_need_the_redis_bus_to_join_them() -> None:
         None, env={"CHATCONNECT_SERVER__PROCESSES": "4", "CHATCONNECT_SERVER__BUS": "redis"}
     )
     assert settings.server.processes == 4
+
+
+def test_several_processes_on_the_embedded_store_come_with_advice() -> None:
+    several = {"CHATCONNECT_SERVER__PROCESSES": "2", "CHATCONNECT_SERVER__BUS": "redis"}
+    (note,) = advice(load_settings(None, env=several))
+    assert "share one SQLite file" in note and "server.store=scylla" in note
+    on_scylla = {**several, "CHATCONNECT_SERVER__STORE": "scylla"}
+    assert advice(load_settings(None, env=on_scylla)) == []
+    assert advice(load_settings(None, env={})) == []
 
 
 def test_only_several_processes_share_their_port() -> None:

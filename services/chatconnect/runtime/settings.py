@@ -240,6 +240,20 @@ def _check_combination(settings: Settings) -> None:
         )
 
 
+def advice(settings: Settings) -> list[str]:
+    """Settings that work together but are likely not what the operator wants."""
+    server = settings.server
+    notes = []
+    if server.processes > 1 and server.store == "embedded":
+        notes.append(
+            f"server.processes={server.processes} with the embedded store: the processes "
+            "share one SQLite file, which takes one writer at a time, and measured slower "
+            "than one process (docs/hot-path.md); more processes pay off with "
+            "server.store=scylla"
+        )
+    return notes
+
+
 def reference() -> list[tuple[str, str, str, str]]:
     """Every setting: (key, environment variable, default, description)."""
     rows: list[tuple[str, str, str, str]] = []
