@@ -362,8 +362,12 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
         self, device: DeviceAddress, ids: list[str], loop: DeliveryLoop, connection: _Connection
     ) -> None:
         try:
-            await self._inbox.acknowledge(device, ids, on_removed=lambda: loop.acknowledged(ids))
-            await self._inbox.acknowledge_log_entries(device, loop.take_log_entries(ids))
+            await self._inbox.acknowledge(
+                device,
+                ids,
+                log_entries=loop.take_log_entries(ids),
+                on_removed=lambda: loop.acknowledged(ids),
+            )
         except ChatConnectError as exc:
             await connection.send(_request_failed("", router_wire.ERRORS, exc))
 

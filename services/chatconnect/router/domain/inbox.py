@@ -97,9 +97,15 @@ class InboxService:
         device: DeviceAddress,
         ids: Sequence[str],
         *,
+        log_entries: Sequence[Envelope] = (),
         on_removed: Callable[[], None] | None = None,
     ) -> None:
         """Removes the items and sends delivery receipts for messages from other users.
+
+        `log_entries` are the large-group messages among `ids` that were pushed to the
+        device: they live in the group log, not the inbox, so the inbox is not asked about
+        them (on a large group that is one store call saved per member per message); they
+        only count as delivered.
 
         `on_removed` runs once the items are gone and before the receipts go out: a stream
         frees its delivery window there, so the next envelopes flow while the receipts are
@@ -113,11 +119,13 @@ class InboxService:
             )
         if not ids:
             return
-        removed = await self._store.acknowledge(device, ids)
+        logged = {entry.server_message_id for entry in log_entries}
+        in_inbox = [i for i in ids if i not in logged]
+        removed = await self._store.acknowledge(device, in_inbox) if in_inbox else []
         if on_removed is not None:
             on_removed()
         by_sender: dict[str, list[str]] = defaultdict(list)
-        in_groups: list[tuple[str, float]] = []
+        in_groups = [(e.destination.group_id, e.server_time) for e in log_entries]
         for message in removed:
             if (
                 message.type in CLIENT_ENVELOPE_TYPES
@@ -133,16 +141,6 @@ class InboxService:
         if in_groups:
             await self._groups.acknowledged(device, in_groups)
         await self._send_receipts(device, ReceiptType.DELIVERED, by_sender)
-
-    async def acknowledge_log_entries(
-        self, device: DeviceAddress, entries: Sequence[Envelope]
-    ) -> None:
-        """Large-group messages pushed to the device and acknowledged: delivered (they
-        stay in the group log)."""
-        if entries:
-            await self._groups.acknowledged(
-                device, [(e.destination.group_id, e.server_time) for e in entries]
-            )
 
     async def send_receipts(
         self,
