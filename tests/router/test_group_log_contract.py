@@ -171,6 +171,24 @@ async def test_tally_watermarks_never_move_back_and_exclude_the_sender(
     assert (await tally.counts(message)).read == 1
 
 
+async def test_tally_counts_every_one_of_many_concurrent_acknowledgements(
+    tally: ReceiptTally,
+) -> None:
+    # A large group's members acknowledge together (written together on Redis); the
+    # same member twice in one batch keeps the newer watermark.
+    group = _group()
+    early, late = _message(group, NOW), _message(group, NOW + 10)
+    members = [f"member-{i}" for i in range(300)]
+    await asyncio.gather(
+        *(tally.advance(group, ReceiptType.DELIVERED, m, NOW + 10) for m in members),
+        tally.advance(group, ReceiptType.DELIVERED, "member-0", NOW),
+        *(tally.advance(group, ReceiptType.READ, m, NOW) for m in members[:100]),
+    )
+    assert (await tally.counts(late)).delivered == 300
+    assert (await tally.counts(early)).read == 100
+    assert (await tally.counts(late)).read == 0
+
+
 async def test_tally_counts_plays_per_message(tally: ReceiptTally) -> None:
     group = _group()
     voice, other = _message(group, NOW), _message(group, NOW)

@@ -29,6 +29,12 @@ class RouterConfig:
     max_receipt_messages: int = setting(
         500, "messages one receipt request may cover", check=positive
     )
+    receipt_batch_max: int = setting(
+        512,
+        "group receipt watermarks written to Redis in one pipeline (those that arrive "
+        "together are written together)",
+        check=positive,
+    )
     sends_per_second: float = setting(
         50.0, "sustained sends one device may make per second", check=positive
     )

@@ -8,27 +8,47 @@ time after its last change.
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from chatconnect.model import ReceiptType
 from chatconnect.router.domain.models import GroupMessage, ReceiptCounts
 from chatconnect.router.ports import ReceiptTally
+from chatconnect.runtime.coalesce import Coalescer
 from chatconnect.runtime.errors import StoreUnavailable
 from chatconnect.runtime.telemetry import storage_call
 
 _KINDS = {ReceiptType.DELIVERED: "d", ReceiptType.READ: "r"}
 
 
+@dataclass(frozen=True)
+class _Advance:
+    key: str
+    user_id: str
+    through_time: float
+
+
 class RedisReceiptTally(ReceiptTally):
     """Watermarks and plays in Redis."""
 
     def __init__(
-        self, client: aioredis.Redis, *, retention_seconds: int, namespace: str = "cc"
+        self,
+        client: aioredis.Redis,
+        *,
+        retention_seconds: int,
+        namespace: str = "cc",
+        batch_max: int = 512,
     ) -> None:
         self._client = client
         self._retention = retention_seconds
         self._namespace = namespace
+        # A large group's members acknowledge a message within milliseconds of each
+        # other: their watermarks go to Redis together, one pipeline per batch.
+        self._advances: Coalescer[_Advance] = Coalescer(self._write, max_batch=batch_max)
 
     def _watermarks(self, group_id: str, kind: ReceiptType) -> str:
         return f"{self._namespace}:rcpt:{{{group_id}}}:{_KINDS[kind]}"
@@ -39,12 +59,21 @@ class RedisReceiptTally(ReceiptTally):
     async def advance(
         self, group_id: str, kind: ReceiptType, user_id: str, through_time: float
     ) -> None:
-        key = self._watermarks(group_id, kind)
+        await self._advances.submit(
+            _Advance(self._watermarks(group_id, kind), user_id, through_time)
+        )
+
+    async def _write(self, advances: Sequence[_Advance]) -> None:
+        newest: dict[str, dict[str, float]] = defaultdict(dict)
+        for advance in advances:
+            marks = newest[advance.key]
+            marks[advance.user_id] = max(marks.get(advance.user_id, 0.0), advance.through_time)
         try:
             with storage_call("redis", "advance_receipts"):
                 async with self._client.pipeline(transaction=False) as pipe:
-                    pipe.zadd(key, {user_id: through_time}, gt=True)
-                    pipe.expire(key, self._retention)
+                    for key, marks in newest.items():
+                        pipe.zadd(key, marks, gt=True)
+                        pipe.expire(key, self._retention)
                     await pipe.execute()
         except (RedisError, OSError) as exc:
             raise StoreUnavailable(f"Redis did not record the receipt: {exc}") from exc

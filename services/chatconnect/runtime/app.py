@@ -116,7 +116,11 @@ async def build(settings: Settings, services: tuple[str, ...]) -> AsyncIterator[
             open_presence_backend(redis_client, instance_id=instance_id) as presence,
         ):
             tally = (
-                RedisReceiptTally(redis_client, retention_seconds=settings.router.retention_seconds)
+                RedisReceiptTally(
+                    redis_client,
+                    retention_seconds=settings.router.retention_seconds,
+                    batch_max=settings.router.receipt_batch_max,
+                )
                 if redis_client is not None
                 else InProcessReceiptTally()
             )
