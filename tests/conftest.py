@@ -44,6 +44,30 @@ def fictional_number() -> str:
     return f"+1{200 + (n // 100) % 800}55501{n % 100:02d}"
 
 
+async def send_through_a_failure(
+    sender: ChatClient,
+    recipient: ChatClient,
+    recipient_user_id: str,
+    *,
+    total: int,
+    fail_at: int,
+    fail: Callable[[], None],
+) -> None:
+    """Sends `total` texts, calling `fail` (a server killed, say) before text `fail_at`;
+    the recipient must receive every one, in order, exactly once."""
+    sent = []
+    for i in range(total):
+        if i == fail_at:
+            fail()
+        result = await sender.send_text(recipient_user_id, f"n{i}")
+        sent.append(result.server_message_id)
+    texts = [(await recipient.receive_message(timeout=20)).text for _ in range(total)]
+    assert texts == [f"n{i}" for i in range(total)]
+    with pytest.raises(TimeoutError):
+        await recipient.receive_message(timeout=0.5)
+    assert len(set(sent)) == total
+
+
 @dataclass
 class Server:
     """A running server: its address and settings."""

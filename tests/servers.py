@@ -135,6 +135,29 @@ def store_environment(request: pytest.FixtureRequest) -> dict[str, str]:
 READY_MARKER = "clients connect to:"
 
 
+def start_chatconnect(
+    arguments: list[str], environment: dict[str, str], *, listen: str, data_dir: Path
+) -> subprocess.Popen[str]:
+    """`chatconnect <arguments> --listen <listen> --data-dir <data_dir>` as a subprocess,
+    its output (stdout and stderr) on one text pipe."""
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "chatconnect.cli",
+            *arguments,
+            "--listen",
+            listen,
+            "--data-dir",
+            str(data_dir),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=environment,
+    )
+
+
 def wait_until_serving(process: subprocess.Popen[str], *, timeout: float = 30) -> str:
     """Reads a server subprocess's output until it says where clients connect; returns
     that address."""

@@ -13,7 +13,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,8 +20,8 @@ import pytest
 
 from chatconnect.cli import DEV_TEST_CODE
 from chatconnect.client import ChatClient, register_account
-from tests.conftest import fictional_number
-from tests.servers import redis_url, store_environment, wait_until_serving
+from tests.conftest import fictional_number, send_through_a_failure
+from tests.servers import redis_url, start_chatconnect, store_environment, wait_until_serving
 
 SERVICES = ["gateway", "router", "users", "devices", "keys"]
 
@@ -45,22 +44,8 @@ def _start(index: int, port: int, data_dir: Path, store: dict[str, str]) -> subp
         "CHATCONNECT_ROUTER__SENDS_PER_SECOND": "1000",
         "CHATCONNECT_SERVER__ROUTE_HEARTBEAT_SECONDS": "1",
     }
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "chatconnect.cli",
-            "serve",
-            *SERVICES,
-            "--listen",
-            f"127.0.0.1:{port}",
-            "--data-dir",
-            str(data_dir),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
+    return start_chatconnect(
+        ["serve", *SERVICES], env, listen=f"127.0.0.1:{port}", data_dir=data_dir
     )
 
 
@@ -109,16 +94,12 @@ async def test_gateway_killed_mid_traffic_loses_and_duplicates_nothing(gateways)
     total = 60
     async with ChatClient(gw1, alice) as a, ChatClient(failover_target, bob) as b:
         await b.wait_drained()
-        sent = []
-        for i in range(total):
-            if i == total // 3:
-                gw3_process.send_signal(signal.SIGKILL)
-                gw3_process.wait(timeout=10)
-            result = await a.send_text(bob.user_id, f"n{i}")
-            sent.append(result.server_message_id)
-        texts = [(await b.receive_message(timeout=20)).text for _ in range(total)]
-        assert texts == [f"n{i}" for i in range(total)]
-        with pytest.raises(TimeoutError):
-            await b.receive_message(timeout=0.5)
-        assert len(set(sent)) == total
+
+        def kill_gateway_3() -> None:
+            gw3_process.send_signal(signal.SIGKILL)
+            gw3_process.wait(timeout=10)
+
+        await send_through_a_failure(
+            a, b, bob.user_id, total=total, fail_at=total // 3, fail=kill_gateway_3
+        )
         assert b.connections >= 2

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -25,8 +24,8 @@ from chatconnect.bus.redis import route_key
 from chatconnect.cli import DEV_TEST_CODE
 from chatconnect.client import ChatClient, register_account
 from chatconnect.model import DeviceAddress
-from tests.conftest import fictional_number
-from tests.servers import redis_url, store_environment, wait_until_serving
+from tests.conftest import fictional_number, send_through_a_failure
+from tests.servers import redis_url, start_chatconnect, store_environment, wait_until_serving
 
 PROCESSES = 2
 
@@ -94,22 +93,7 @@ def _environment(store: dict[str, str], redis: str, tmp_path: Path) -> dict[str,
 
 
 def _up(environment: dict[str, str], data_dir: Path) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "chatconnect.cli",
-            "up",
-            "--listen",
-            "127.0.0.1:0",
-            "--data-dir",
-            str(data_dir),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=environment,
-    )
+    return start_chatconnect(["up"], environment, listen="127.0.0.1:0", data_dir=data_dir)
 
 
 @pytest.fixture(params=["embedded", "scylla"])
@@ -184,21 +168,16 @@ async def test_a_killed_process_is_restarted_and_nothing_acknowledged_is_lost(
         ChatClient(supervised.address, bob) as b,
     ):
         await b.wait_drained()
-        sent = []
-        for i in range(total):
-            if i == total // 2:
-                victim = sorted(first)[0]
-                os.kill(victim, signal.SIGKILL)
-            result = await a.send_text(bob.user_id, f"n{i}")
-            sent.append(result.server_message_id)
-        texts = [(await b.receive_message(timeout=20)).text for _ in range(total)]
-        assert texts == [f"n{i}" for i in range(total)]
-        with pytest.raises(TimeoutError):
-            await b.receive_message(timeout=0.5)
-        assert len(set(sent)) == total
-    restarted = supervised.wait_for_pids(
-        lambda pids: len(pids) == PROCESSES and victim not in pids
-    )
+        victim = sorted(first)[0]
+        await send_through_a_failure(
+            a,
+            b,
+            bob.user_id,
+            total=total,
+            fail_at=total // 2,
+            fail=lambda: os.kill(victim, signal.SIGKILL),
+        )
+    restarted = supervised.wait_for_pids(lambda pids: len(pids) == PROCESSES and victim not in pids)
     assert restarted - first, "a new process took the killed one's place"
     assert any("server process died; starting it again" in line for line in supervised.output)
     # The restarted process serves: a new device connects and gets a message.

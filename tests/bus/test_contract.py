@@ -7,6 +7,7 @@ import base64
 import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 
 import pytest
 import redis.asyncio as aioredis
@@ -123,14 +124,35 @@ async def test_envelopes_travel_with_the_event(make_bus: BusFactory) -> None:
     await subscription.close()
 
 
-async def test_redis_routes_expire_with_their_holder_and_come_back_after_a_flush(
-    redis_client: aioredis.Redis,
-) -> None:
+@dataclass
+class TwoInstances:
+    """Two Redis bus instances on one namespace: one holds devices, one publishes."""
+
+    holder: RedisBus
+    publisher: RedisBus
+    namespace: str
+
+    @property
+    def holder_channel(self) -> str:
+        return channel_name(self.namespace, self.holder.instance_id)
+
+
+@pytest.fixture
+async def instances(redis_client: aioredis.Redis) -> AsyncIterator[TwoInstances]:
     namespace = f"test-{uuid.uuid4().hex[:8]}"
     holder = RedisBus(redis_client, instance_id="gw-b", namespace=namespace, route_ttl_seconds=60)
     publisher = RedisBus(redis_client, instance_id="gw-a", namespace=namespace)
     await holder.start()
     await publisher.start()
+    yield TwoInstances(holder, publisher, namespace)
+    await holder.close()
+    await publisher.close()
+
+
+async def test_redis_routes_expire_with_their_holder_and_come_back_after_a_flush(
+    redis_client: aioredis.Redis, instances: TwoInstances
+) -> None:
+    holder, publisher, namespace = instances.holder, instances.publisher, instances.namespace
     subscription = await holder.subscribe(ALICE)
     assert await redis_client.get(route_key(namespace, ALICE)) == b"gw-b"
     # Redis loses its state: no route, so no push ...
@@ -147,8 +169,6 @@ async def test_redis_routes_expire_with_their_holder_and_come_back_after_a_flush
     assert await _take(subscription, 1) == [InboxChanged(ALICE, 3)]
     await subscription.close()
     assert await redis_client.get(route_key(namespace, ALICE)) is None
-    await holder.close()
-    await publisher.close()
 
 
 def _group_envelope(content: bytes) -> Envelope:
@@ -166,25 +186,10 @@ def _group_envelope(content: bytes) -> Envelope:
     )
 
 
-@pytest.fixture
-async def holder_and_channel(
-    redis_client: aioredis.Redis,
-) -> AsyncIterator[tuple[RedisBus, RedisBus, str]]:
-    """A holding instance, a publishing one, and the holder's channel name."""
-    namespace = f"test-{uuid.uuid4().hex[:8]}"
-    holder = RedisBus(redis_client, instance_id="gw-b", namespace=namespace)
-    publisher = RedisBus(redis_client, instance_id="gw-a", namespace=namespace)
-    await holder.start()
-    await publisher.start()
-    yield holder, publisher, channel_name(namespace, "gw-b")
-    await holder.close()
-    await publisher.close()
-
-
 async def test_a_group_envelope_crosses_the_bus_once_for_all_its_devices(
-    redis_client: aioredis.Redis, holder_and_channel: tuple[RedisBus, RedisBus, str]
+    redis_client: aioredis.Redis, instances: TwoInstances
 ) -> None:
-    holder, publisher, channel = holder_and_channel
+    holder, publisher, channel = instances.holder, instances.publisher, instances.holder_channel
     members = [DeviceAddress(f"member-{i}", 1) for i in range(50)]
     subscriptions = [await holder.subscribe(member) for member in members]
     watcher = redis_client.pubsub()
@@ -204,11 +209,11 @@ async def test_a_group_envelope_crosses_the_bus_once_for_all_its_devices(
 
 
 async def test_a_message_from_the_version_before_still_reads(
-    redis_client: aioredis.Redis, holder_and_channel: tuple[RedisBus, RedisBus, str]
+    redis_client: aioredis.Redis, instances: TwoInstances
 ) -> None:
     from chatconnect.runtime import wire
 
-    holder, _, channel = holder_and_channel
+    holder, channel = instances.holder, instances.holder_channel
     envelope = _group_envelope(b"sealed")
     subscriptions = [await holder.subscribe(device) for device in (ALICE, BOB)]
     carried = base64.b64encode(wire.envelope_to_wire(envelope).SerializeToString()).decode()
@@ -228,10 +233,10 @@ async def test_a_message_from_the_version_before_still_reads(
 )
 async def test_an_unreadable_bus_message_makes_devices_reread_and_the_bus_goes_on(
     redis_client: aioredis.Redis,
-    holder_and_channel: tuple[RedisBus, RedisBus, str],
+    instances: TwoInstances,
     payload: bytes,
 ) -> None:
-    holder, publisher, channel = holder_and_channel
+    holder, publisher, channel = instances.holder, instances.publisher, instances.holder_channel
     subscription = await holder.subscribe(ALICE)
     await redis_client.publish(channel, payload)
     assert await _take(subscription, 1) == [Resync(ALICE)]
