@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from chatconnect.bus.inprocess import InProcessRateLimiter
+from chatconnect.groups.cached_directory import CachedGroupDirectory
 from chatconnect.groups.config import GroupsConfig
 from chatconnect.groups.domain.admin import GroupAdmin
 from chatconnect.groups.domain.errors import GroupFull
@@ -170,6 +171,67 @@ async def test_deleting_a_group_removes_it_for_every_reader(backend: Backend) ->
     assert await store.membership_version(gid) is None
     assert await store.state(gid) is None and await store.record(gid) is None
     assert await store.groups_of("alice") == []
+
+
+async def test_the_cached_directory_sees_every_kind_of_change_at_once(backend: Backend) -> None:
+    # The send path reads memberships through the cache; a change of members, roles or
+    # settings (a role or setting leaves the membership version alone) must show at once.
+    store = backend.store
+    directory = CachedGroupDirectory(store, capacity=8)
+    created = _new_group("alice", "bob")
+    assert await store.commit(created)
+    gid = created.record.group_id
+    first = await directory.membership(gid)
+    assert first is not None and first == await store.membership(gid)
+    assert await directory.membership(gid) is first  # unchanged: not read again
+
+    promote = GroupChange(
+        1,
+        next_record(created.record, NOW + 1),
+        put_members=(Member("bob", GroupRole.ADMIN, "alice", NOW),),
+    )
+    assert await store.commit(promote)
+    promoted = await directory.membership(gid)
+    assert promoted is not None and promoted.roles["bob"] == GroupRole.ADMIN
+    assert promoted.membership_version == first.membership_version
+
+    strict = GroupChange(
+        2, next_record(promote.record, NOW + 2, settings=GroupSettings(only_admins_send=True))
+    )
+    assert await store.commit(strict)
+    restricted = await directory.membership(gid)
+    assert restricted is not None and restricted.settings.only_admins_send
+
+    remove = GroupChange(
+        3,
+        next_record(strict.record, NOW + 3, members_changed=True, member_count=1),
+        drop_members=("bob",),
+    )
+    assert await store.commit(remove)
+    removed = await directory.membership(gid)
+    assert removed is not None and removed.role_of("bob") is None
+
+    gone = GroupChange(
+        4,
+        next_record(remove.record, NOW + 4, members_changed=True, member_count=0),
+        delete_group=True,
+        drop_members=("alice",),
+    )
+    assert await store.commit(gone)
+    assert await directory.membership(gid) is None
+
+
+async def test_the_cached_directory_keeps_only_its_capacity(backend: Backend) -> None:
+    store = backend.store
+    groups = [_new_group("alice", f"member-{i}") for i in range(3)]
+    for change in groups:
+        assert await store.commit(change)
+    for capacity in (0, 1):
+        directory = CachedGroupDirectory(store, capacity=capacity)
+        for change in [*groups, *groups]:
+            membership = await directory.membership(change.record.group_id)
+            assert membership == await store.membership(change.record.group_id)
+        assert len(directory) == capacity
 
 
 async def test_concurrent_adds_never_overfill_the_group(backend: Backend) -> None:

@@ -36,6 +36,13 @@ class GroupsConfig:
         check=positive,
     )
     max_bans: int = setting(10_000, "users one group may ban", check=positive)
+    membership_cache_groups: int = setting(
+        64,
+        "groups whose membership each process keeps in memory between sends, each re-used "
+        "only while the group is unchanged (its revision is read on every use); 0 turns "
+        "this off",
+        check=lambda value: None if value >= 0 else "must be 0 or more",
+    )
     max_join_requests: int = setting(
         1000, "pending join requests one group may hold", check=positive
     )

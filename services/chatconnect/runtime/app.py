@@ -28,6 +28,7 @@ from chatconnect.devices.servicer import DevicesServicer
 from chatconnect.devices.v1 import devices_service_pb2, devices_service_pb2_grpc
 from chatconnect.gateway.servicer import GatewayServicer
 from chatconnect.gateway.v1 import gateway_service_pb2, gateway_service_pb2_grpc
+from chatconnect.groups.cached_directory import CachedGroupDirectory
 from chatconnect.groups.service import groups_servicer
 from chatconnect.groups.v1 import groups_service_pb2, groups_service_pb2_grpc
 from chatconnect.keys.domain.directory import KeyDirectory
@@ -168,6 +169,9 @@ def _wire(
         clock=clock,
     )
     deliverer = Deliverer(store=messages, bus=bus)
+    group_directory = CachedGroupDirectory(
+        stores.groups, capacity=settings.groups.membership_cache_groups
+    )
     sending = SendService(
         store=messages,
         directory=devices_store,
@@ -177,7 +181,7 @@ def _wire(
         groups=GroupSender(
             store=messages,
             log=stores.group_log,
-            groups=stores.groups,
+            groups=group_directory,
             directory=devices_store,
             bus=bus,
             config=settings.router,
@@ -191,7 +195,7 @@ def _wire(
     group_reading = GroupReading(
         log=stores.group_log,
         tally=tally,
-        groups=stores.groups,
+        groups=group_directory,
         privacy=stores.privacy,
         config=settings.router,
         clock=clock,
