@@ -19,8 +19,9 @@ from chatconnect.groups.domain.models import (
 
 class GroupDirectory(abc.ABC):
     """Read access to group membership, for the services that enforce it (router,
-    presence, devices). Every read goes to the store: no cache may outlive a membership
-    version, or a removed member would keep receiving."""
+    presence, devices). Every read goes to the store: a cache may only serve a membership
+    while the group is at the revision it was read at (groups/cached_directory.py), or a
+    removed member would keep receiving."""
 
     @abc.abstractmethod
     async def membership_version(self, group_id: str) -> int | None:

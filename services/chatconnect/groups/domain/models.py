@@ -33,8 +33,8 @@ class GroupSettings:
 @dataclass(frozen=True)
 class GroupMembership:
     """Who is in a group at one membership version: what the send path, typing and
-    delete-for-everyone check against. Read from the store on every use, never cached
-    across membership versions, so a removal takes effect at once."""
+    delete-for-everyone check against. Checked against the store on every use, never used
+    past the group revision it was read at, so a removal takes effect at once."""
 
     group_id: str
     membership_version: int
