@@ -92,6 +92,12 @@ def _new_group(owner: str, *members: str) -> GroupChange:
     return GroupChange(0, record, put_members=put)
 
 
+def _deletion(record: GroupRecord, at: float, *members: str) -> GroupChange:
+    """The change that deletes the group at `record` and its remaining `members`."""
+    after = next_record(record, at, members_changed=True, member_count=0)
+    return GroupChange(record.revision, after, delete_group=True, drop_members=members)
+
+
 def _answer(user_id: str, method: str = "AddMembers") -> RequestRecord:
     return RequestRecord(user_id, uuid.uuid4().hex, method, '{"x":1}', NOW + 3600)
 
@@ -160,12 +166,7 @@ async def test_deleting_a_group_removes_it_for_every_reader(backend: Backend) ->
     created = _new_group("alice")
     assert await store.commit(created)
     gid = created.record.group_id
-    gone = GroupChange(
-        1,
-        next_record(created.record, NOW + 1, members_changed=True, member_count=0),
-        delete_group=True,
-        drop_members=("alice",),
-    )
+    gone = _deletion(created.record, NOW + 1, "alice")
     assert await store.commit(gone)
     assert await store.membership(gid) is None
     assert await store.membership_version(gid) is None
@@ -211,12 +212,7 @@ async def test_the_cached_directory_sees_every_kind_of_change_at_once(backend: B
     removed = await directory.membership(gid)
     assert removed is not None and removed.role_of("bob") is None
 
-    gone = GroupChange(
-        4,
-        next_record(remove.record, NOW + 4, members_changed=True, member_count=0),
-        delete_group=True,
-        drop_members=("alice",),
-    )
+    gone = _deletion(remove.record, NOW + 4, "alice")
     assert await store.commit(gone)
     assert await directory.membership(gid) is None
 
