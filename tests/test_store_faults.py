@@ -27,6 +27,7 @@ from chatconnect.router.v1 import router_service_pb2 as router_pb
 from chatconnect.router.v1 import router_service_pb2_grpc as router_grpc
 from chatconnect.storage.cql_config import ScyllaConfig
 from tests.conftest import Server, distributed_overrides, running_server
+from tests.polling import eventually
 from tests.servers import private_redis, redis_url, run_testenv
 
 FAST_ROUTES = {"server": {"route_heartbeat_seconds": 0.5, "route_ttl_seconds": 5.0}}
@@ -62,9 +63,15 @@ async def test_redis_restarted_empty_loses_nothing_and_never_reuses_a_sequence(
                     for i in range(10):
                         await asyncio.wait_for(a.send_text(bob.user_id, f"after {i}"), 30)
                     after = await _receive(b, 10)
-                    # The gateway's heartbeat wrote Bob's route again.
-                    routes = [k async for k in inspector.scan_iter(f"cc:route:{{{bob.user_id}}}:*")]
-                    assert routes
+
+                    # The gateway's next heartbeat writes Bob's route again. The messages
+                    # above may arrive before it does: a lost route makes the gateway
+                    # re-read the inbox, so the route's return is waited for, not assumed.
+                    async def bobs_routes() -> list[bytes]:
+                        pattern = f"cc:route:{{{bob.user_id}}}:*"
+                        return [key async for key in inspector.scan_iter(pattern)]
+
+                    await eventually(bobs_routes, "Bob's route written again", timeout=10)
                 finally:
                     await inspector.aclose()
                 await _nothing_more(b)

@@ -11,9 +11,9 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 import yaml
@@ -38,7 +38,6 @@ OPERATOR_ENV = {
     "CHATCONNECT_OPERATOR_RETRY_DELAY": "1",
 }
 
-T = TypeVar("T")
 
 
 @pytest.fixture(scope="session")
@@ -197,25 +196,6 @@ def operator(
             check=False,
         )
     assert not leftovers, f"left behind after the test: {leftovers}"
-
-
-async def eventually(check: Callable[[], Awaitable[T]], what: str, *, timeout: float = 20.0) -> T:
-    """Polls `check` until it returns something truthy; fails with the last value seen
-    after `timeout` seconds. Assertion errors inside `check` count as "not yet"."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    last: object = None
-    while True:
-        try:
-            result = await check()
-            if result:
-                return result
-            last = result
-        except AssertionError as error:
-            last = error
-        if loop.time() > deadline:
-            pytest.fail(f"{what}: not within {timeout:.0f}s; last seen: {last!r}")
-        await asyncio.sleep(0.2)
 
 
 class Cluster:

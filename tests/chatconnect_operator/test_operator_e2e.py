@@ -31,8 +31,9 @@ from chatconnect.runtime.load_reports import (
 )
 from chatconnect.runtime.settings import load_settings
 from chatconnect.sharding.shardmap import ShardMap
-from tests.chatconnect_operator.conftest import Cluster, eventually
+from tests.chatconnect_operator.conftest import Cluster
 from tests.chatconnect_operator.healthservers import NOT_SERVING, SERVING, HealthServer
+from tests.polling import eventually
 from tests.servers import redis_url
 
 COMPONENTS = ("gateway", "router", "users", "devices", "keys", "turn")
