@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+import sqlite3
 from collections import defaultdict
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 from chatconnect.model import DeviceAddress, Envelope, InboxGap, InboxItem
 from chatconnect.router.domain.models import Acknowledged, Delivery, PendingSend, SendResult
-from chatconnect.router.origins_embedded import delete_expired_origins, record_send_origin
+from chatconnect.router.origins_embedded import delete_expired_origins, insert_send_origin
 from chatconnect.router.ports import ExpirySweeper, MessageStore
 from chatconnect.router.records import (
     ACKNOWLEDGED_COLUMNS,
@@ -21,6 +23,7 @@ from chatconnect.router.records import (
     runs,
 )
 from chatconnect.storage.sqlite import Database, Transaction
+from chatconnect.storage.sqlite_thread import changed_rows, first_row
 
 
 class SqliteMessageStore(MessageStore, ExpirySweeper):
@@ -42,47 +45,7 @@ class SqliteMessageStore(MessageStore, ExpirySweeper):
 
     async def commit(self, send: PendingSend) -> tuple[SendResult, list[Delivery]]:
         async with self._db.write("commit_send") as tx:
-            if send.sender is not None:
-                inserted = await tx.execute(
-                    "INSERT INTO sends VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                    (
-                        send.sender.user_id,
-                        send.sender.device_id,
-                        send.client_message_id,
-                        send.server_message_id,
-                        send.server_time,
-                        send.expire_time,
-                    ),
-                )
-                if inserted == 0:
-                    row = await tx.fetchone(
-                        "SELECT server_message_id, server_time FROM sends WHERE "
-                        "sender_user_id = ? AND sender_device_id = ? AND client_message_id = ?",
-                        (send.sender.user_id, send.sender.device_id, send.client_message_id),
-                    )
-                    assert row is not None
-                    return SendResult(
-                        send.client_message_id, row["server_message_id"], row["server_time"], True
-                    ), []
-            await record_send_origin(tx, send)
-            committed = [await self._append(tx, d) for d in send.deliveries]
-        result = SendResult(send.client_message_id, send.server_message_id, send.server_time)
-        return result, committed
-
-    async def _append(self, tx: Transaction, delivery: Delivery) -> Delivery:
-        recipient = delivery.recipient
-        head = await tx.fetchone(
-            "INSERT INTO inbox_heads VALUES (?, ?, 1) ON CONFLICT (user_id, device_id) "
-            "DO UPDATE SET last_sequence = last_sequence + 1 RETURNING last_sequence",
-            (recipient.user_id, recipient.device_id),
-        )
-        assert head is not None
-        envelope = dataclasses.replace(delivery.envelope, sequence=int(head["last_sequence"]))
-        await tx.execute(
-            "INSERT INTO inbox VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            inbox_row(recipient, envelope),
-        )
-        return Delivery(recipient, envelope)
+            return await tx.run(partial(_commit_send, send))
 
     async def read(
         self, device: DeviceAddress, *, after_sequence: int, limit: int, now: float
@@ -188,3 +151,55 @@ class SqliteMessageStore(MessageStore, ExpirySweeper):
             for (user, dev), seqs in by_inbox.items():
                 await self._add_gaps(tx, user, dev, runs(seqs))
         return len(rows)
+
+
+def _commit_send(send: PendingSend, conn: sqlite3.Connection) -> tuple[SendResult, list[Delivery]]:
+    """A send's whole write transaction, run on the database's thread in one hop (every
+    message takes this path, twice with its delivery receipt): claims the client message
+    id, records the origin, and appends to each addressed device's inbox."""
+    if send.sender is not None:
+        claimed = changed_rows(
+            conn,
+            "INSERT INTO sends VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            (
+                send.sender.user_id,
+                send.sender.device_id,
+                send.client_message_id,
+                send.server_message_id,
+                send.server_time,
+                send.expire_time,
+            ),
+        )
+        if not claimed:
+            row = first_row(
+                conn,
+                "SELECT server_message_id, server_time FROM sends WHERE "
+                "sender_user_id = ? AND sender_device_id = ? AND client_message_id = ?",
+                (send.sender.user_id, send.sender.device_id, send.client_message_id),
+            )
+            assert row is not None
+            return SendResult(
+                send.client_message_id, row["server_message_id"], row["server_time"], True
+            ), []
+    insert_send_origin(conn, send)
+    committed = [_append(conn, d) for d in send.deliveries]
+    return SendResult(send.client_message_id, send.server_message_id, send.server_time), committed
+
+
+def _append(conn: sqlite3.Connection, delivery: Delivery) -> Delivery:
+    """Appends one envelope to its device's inbox at the device's next sequence."""
+    recipient = delivery.recipient
+    head = first_row(
+        conn,
+        "INSERT INTO inbox_heads VALUES (?, ?, 1) ON CONFLICT (user_id, device_id) "
+        "DO UPDATE SET last_sequence = last_sequence + 1 RETURNING last_sequence",
+        (recipient.user_id, recipient.device_id),
+    )
+    assert head is not None
+    envelope = dataclasses.replace(delivery.envelope, sequence=int(head["last_sequence"]))
+    changed_rows(
+        conn,
+        "INSERT INTO inbox VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        inbox_row(recipient, envelope),
+    )
+    return Delivery(recipient, envelope)

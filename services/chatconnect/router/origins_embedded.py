@@ -4,6 +4,7 @@ dropped by the router's expiry sweep."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Sequence
 
 from chatconnect.devices.ports import MessageOrigins
@@ -11,26 +12,10 @@ from chatconnect.model import Conversation, DeviceAddress
 from chatconnect.router.domain.models import PendingSend
 from chatconnect.router.domain.origins import MessageOrigin, origin_of
 from chatconnect.storage.sqlite import Database, Transaction
+from chatconnect.storage.sqlite_thread import changed_rows
 
 ORIGINS_PER_READ = 100
 """Ids one lookup query binds (SQLite caps bound variables)."""
-
-
-async def record_origin(tx: Transaction, origin: MessageOrigin) -> None:
-    """Records a message's origin in the caller's write transaction (1:1 and group sends);
-    a repeat of the same server message id changes nothing."""
-    await tx.execute(
-        "INSERT INTO message_origins VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-        (
-            origin.server_message_id,
-            origin.sender.user_id,
-            origin.sender.device_id,
-            origin.destination.user_id,
-            origin.destination.group_id,
-            origin.server_time,
-            origin.expire_time,
-        ),
-    )
 
 
 async def delete_expired_origins(tx: Transaction, now: float, *, limit: int) -> None:
@@ -74,9 +59,23 @@ class SqliteMessageOrigins(MessageOrigins):
         return found
 
 
-async def record_send_origin(tx: Transaction, send: PendingSend) -> None:
-    """Records the origin of a client send in its commit transaction (nothing for
-    server-generated envelopes)."""
+def insert_send_origin(conn: sqlite3.Connection, send: PendingSend) -> None:
+    """Records the origin of a client send, on the database's thread inside the send's
+    commit (nothing for server-generated envelopes); a repeat of the same server message
+    id changes nothing."""
     origin = origin_of(send)
-    if origin is not None:
-        await record_origin(tx, origin)
+    if origin is None:
+        return
+    changed_rows(
+        conn,
+        "INSERT INTO message_origins VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        (
+            origin.server_message_id,
+            origin.sender.user_id,
+            origin.sender.device_id,
+            origin.destination.user_id,
+            origin.destination.group_id,
+            origin.server_time,
+            origin.expire_time,
+        ),
+    )

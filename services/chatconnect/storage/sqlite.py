@@ -6,7 +6,8 @@ connection serves reads, which in WAL mode see only committed data and never blo
 writer. Every call runs under the storage timeout and is traced.
 
 Writes are group-committed. Each caller's transaction runs in a SAVEPOINT of one open
-SQLite transaction, and while other writers are queued the COMMIT (and its fsync, the
+SQLite transaction (taken with its first statement, in one hop to the connection's thread:
+see sqlite_thread.py), and while other writers are queued the COMMIT (and its fsync, the
 cost of a durable write) waits for them, up to `max_group` transactions; then one COMMIT
 makes the whole group durable. `write` returns only after the COMMIT that covers it, so an
 acknowledged write is as durable as before, and a failed body is rolled back to its
@@ -18,17 +19,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
-from collections.abc import AsyncIterator, Coroutine, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
-
-import aiosqlite
+from typing import Any, TypeVar
 
 from chatconnect.runtime.errors import StoreUnavailable
 from chatconnect.runtime.telemetry import storage_call
+from chatconnect.storage.sqlite_thread import Savepoint, ThreadedConnection
 
 Row = sqlite3.Row
+T = TypeVar("T")
 
 
 class Database:
@@ -36,8 +37,8 @@ class Database:
 
     def __init__(
         self,
-        writer: aiosqlite.Connection,
-        reader: aiosqlite.Connection,
+        writer: ThreadedConnection,
+        reader: ThreadedConnection,
         timeout: float,
         max_group: int = 64,
     ) -> None:
@@ -69,10 +70,9 @@ class Database:
         i + 1; applied versions are recorded in `schema_version`.
         """
         path.parent.mkdir(parents=True, exist_ok=True)
-        writer = await aiosqlite.connect(path, isolation_level=None)
-        reader = await aiosqlite.connect(path, isolation_level=None)
+        writer = await ThreadedConnection.open(path, "writer")
+        reader = await ThreadedConnection.open(path, "reader")
         for conn in (writer, reader):
-            conn.row_factory = sqlite3.Row
             # First, so that switching to WAL waits for another process opening the same
             # database (server.processes) instead of failing with "database is locked".
             await conn.execute("PRAGMA busy_timeout=5000")
@@ -118,12 +118,10 @@ class Database:
                 group = await self._join_group()
                 tx = Transaction(self._writer, self._timeout)
                 try:
-                    await tx.execute("SAVEPOINT write")
                     yield tx
-                    await tx.execute("RELEASE write")
                 except BaseException as exc:
                     handed_over = True
-                    await self._finish_holding_lock(self._undo_savepoint(group))
+                    await self._finish_holding_lock(self._undo_savepoint(group, tx.savepoint))
                     if isinstance(exc, TimeoutError | sqlite3.OperationalError):
                         raise StoreUnavailable(f"write failed: {exc}") from exc
                     raise
@@ -168,11 +166,10 @@ class Database:
                 raise
         return self._group
 
-    async def _undo_savepoint(self, group: _Group) -> None:
+    async def _undo_savepoint(self, group: _Group, savepoint: Savepoint) -> None:
         """Rolls back one writer's savepoint; if even that fails, the whole group."""
         try:
-            await self._writer.execute("ROLLBACK TO write")
-            await self._writer.execute("RELEASE write")
+            await self._writer.call(savepoint.roll_back)
         except sqlite3.Error as exc:
             await self._abort(group, exc)
             return
@@ -223,8 +220,8 @@ class Database:
     async def fetchall(self, operation: str, sql: str, params: Iterable[Any] = ()) -> list[Row]:
         """Runs a read query on the reader connection."""
         with storage_call("sqlite", operation):
-            rows = await _guard(self._reader.execute_fetchall(sql, tuple(params)), self._timeout)
-            return list(rows)
+            rows: list[Row] = await _guard(self._reader.fetchall(sql, tuple(params)), self._timeout)
+            return rows
 
     async def fetchone(self, operation: str, sql: str, params: Iterable[Any] = ()) -> Row | None:
         """Runs a read query and returns its first row, if any."""
@@ -252,34 +249,46 @@ class _Group:
 class Transaction:
     """Statements inside one write transaction."""
 
-    def __init__(self, conn: aiosqlite.Connection, timeout: float) -> None:
+    def __init__(self, conn: ThreadedConnection, timeout: float) -> None:
         self._conn = conn
         self._timeout = timeout
+        self.savepoint = Savepoint("write")
+        """Taken with the first statement; what a failed write rolls back to."""
 
     async def execute(self, sql: str, params: Iterable[Any] = ()) -> int:
         """Runs one statement; returns the number of rows it changed."""
-        cursor = await _guard(self._conn.execute(sql, tuple(params)), self._timeout)
-        count = int(cursor.rowcount)
-        await cursor.close()
-        return count
+        changed: int = await _guard(
+            self._conn.execute(sql, tuple(params), self.savepoint), self._timeout
+        )
+        return changed
 
     async def executemany(self, sql: str, rows: Iterable[Iterable[Any]]) -> None:
         """Runs one statement for each parameter row."""
         params = [tuple(r) for r in rows]
         if params:
-            await _guard(self._conn.executemany(sql, params), self._timeout)
+            await _guard(self._conn.executemany(sql, params, self.savepoint), self._timeout)
 
     async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[Row]:
         """Runs a query (or a statement with RETURNING) and returns every row."""
-        return list(await _guard(self._conn.execute_fetchall(sql, tuple(params)), self._timeout))
+        rows: list[Row] = await _guard(
+            self._conn.fetchall(sql, tuple(params), self.savepoint), self._timeout
+        )
+        return rows
 
     async def fetchone(self, sql: str, params: Iterable[Any] = ()) -> Row | None:
         """Runs a query and returns its first row, if any."""
         rows = await self.fetchall(sql, params)
         return rows[0] if rows else None
 
+    async def run(self, body: Callable[[sqlite3.Connection], T]) -> T:
+        """Runs `body`, a synchronous transaction body, on the database's thread in one
+        hop: for the hottest writes, where a hop per statement would hold the write lock
+        for each round trip. `body` must not commit, roll back or touch savepoints."""
+        result: T = await _guard(self._conn.run(body, self.savepoint), self._timeout)
+        return result
 
-async def _rollback(conn: aiosqlite.Connection) -> None:
+
+async def _rollback(conn: ThreadedConnection) -> None:
     """Ends the open transaction; SQLite may already have rolled it back itself (a full
     disk, an I/O error), which is fine."""
     with contextlib.suppress(sqlite3.Error):

@@ -165,14 +165,12 @@ class SendService:
 
     async def _check_devices(self, sender: DeviceAddress, message: OutgoingMessage) -> None:
         recipient = message.destination.user_id
-        recipient_devices = await self._directory.list_devices(recipient)
+        # Both lists in one read: this runs for every 1:1 message.
+        listed = await self._directory.list_devices_of([recipient, sender.user_id])
+        recipient_devices = listed.get(recipient, [])
         if not recipient_devices:
             raise UserNotFound(recipient)
-        own_devices = (
-            recipient_devices
-            if recipient == sender.user_id
-            else await self._directory.list_devices(sender.user_id)
-        )
+        own_devices = listed.get(sender.user_id, [])
         mismatches: list[DeviceListMismatch] = []
         checks: list[tuple[str, list[DeviceRecord]]] = (
             [(sender.user_id, own_devices)]
