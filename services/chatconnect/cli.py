@@ -144,7 +144,7 @@ def _serve(args: argparse.Namespace, services: tuple[str, ...], *, development: 
         print("Stop with Ctrl-C (open connections are drained first).", flush=True)
 
     if settings.server.processes == 1:
-        run_on_loop(serve(settings, services, on_ready=ready), settings.server.event_loop)
+        run_on_loop(serve(settings, services, on_ready=ready), settings.server)
         return 0
     try:
         run_processes(settings, services, on_ready=ready)

@@ -66,9 +66,7 @@ def _serve_in_child(
     # Every log line of this process says which one it is.
     structlog.contextvars.bind_contextvars(process=index)
     telemetry.configure(settings.telemetry)
-    run_on_loop(
-        _serve_while_supervised(settings, services, ready, lifeline), settings.server.event_loop
-    )
+    run_on_loop(_serve_while_supervised(settings, services, ready, lifeline), settings.server)
 
 
 async def _serve_while_supervised(

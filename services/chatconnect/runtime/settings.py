@@ -107,6 +107,12 @@ class ServerConfig:
         "asyncio event loop: uvloop (faster) or asyncio",
         check=one_of("uvloop", "asyncio"),
     )
+    gc_young_threshold: int = setting(
+        10_000,
+        "net new objects between two collections of the youngest generation (CPython's "
+        "default is 700); higher means fewer, slightly longer garbage-collector pauses",
+        check=positive,
+    )
 
 
 @dataclass(frozen=True)
