@@ -7,6 +7,7 @@ import asyncio
 import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -22,7 +23,7 @@ from chatconnect.devices.sync_embedded import SqliteReadMarkerStore, SqliteTombs
 from chatconnect.devices.sync_scylla import ScyllaReadMarkerStore, ScyllaTombstoneStore
 from chatconnect.model import Conversation, DeviceAddress
 from chatconnect.router.domain.origins import MessageOrigin
-from chatconnect.router.origins_embedded import SqliteMessageOrigins, record_origin
+from chatconnect.router.origins_embedded import SqliteMessageOrigins, insert_origin
 from chatconnect.router.origins_scylla import ScyllaMessageOrigins, origin_statement
 from chatconnect.storage.cql import CqlSession
 from chatconnect.storage.embedded_schema import MIGRATIONS
@@ -74,7 +75,7 @@ async def stores(
 
     async def record_sqlite(origin: MessageOrigin) -> None:
         async with db.write("record_origin") as tx:
-            await record_origin(tx, origin)
+            await tx.run(partial(insert_origin, origin=origin))
 
     try:
         yield SyncStores(

@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
+from functools import partial
 from pathlib import Path
 
 import pytest
 
 from chatconnect.runtime.errors import StoreUnavailable
 from chatconnect.storage.sqlite import Database
+from chatconnect.storage.sqlite_thread import changed_rows
 
 SCHEMA = [["CREATE TABLE items (n INTEGER PRIMARY KEY)"]]
 
@@ -175,4 +177,41 @@ async def test_a_write_stuck_behind_a_lock_fails_after_the_timeout_and_the_next_
         assert await _count(db) == 1
     finally:
         other.close()
+        await db.close()
+
+
+def _insert_pair_then(n: int, fail: bool, conn: sqlite3.Connection) -> int:
+    """A transaction body for `Transaction.run`: two rows, then maybe a failure."""
+    changed = changed_rows(conn, "INSERT INTO items VALUES (?)", (n,))
+    changed += changed_rows(conn, "INSERT INTO items VALUES (?)", (n + 1,))
+    if fail:
+        raise ValueError("the body's own check failed after writing")
+    return changed
+
+
+async def test_a_body_run_in_one_hop_commits_whole_or_is_rolled_back_alone(
+    tmp_path: Path,
+) -> None:
+    """`Transaction.run` puts a whole body on SQLite's thread; its savepoint is taken in
+    the same hop, so a body failing half-way leaves none of its rows and touches nobody
+    else's, in a group of concurrent writers sharing one COMMIT."""
+    db = await Database.open(tmp_path / "db.sqlite", migrations=SCHEMA, synchronous="NORMAL")
+
+    async def write(n: int) -> int:
+        async with db.write("pair") as tx:
+            return await tx.run(partial(_insert_pair_then, n, n % 20 == 0))
+
+    try:
+        results = await asyncio.gather(
+            *(write(n) for n in range(0, 200, 10)), return_exceptions=True
+        )
+        assert [type(r) for r in results] == [
+            ValueError if n % 20 == 0 else int for n in range(0, 200, 10)
+        ]
+        assert all(r == 2 for r in results if isinstance(r, int))
+        rows = await db.fetchall("all", "SELECT n FROM items ORDER BY n")
+        assert [r["n"] for r in rows] == [
+            m for n in range(0, 200, 10) if n % 20 != 0 for m in (n, n + 1)
+        ]
+    finally:
         await db.close()

@@ -60,12 +60,16 @@ class SqliteMessageOrigins(MessageOrigins):
 
 
 def insert_send_origin(conn: sqlite3.Connection, send: PendingSend) -> None:
-    """Records the origin of a client send, on the database's thread inside the send's
-    commit (nothing for server-generated envelopes); a repeat of the same server message
-    id changes nothing."""
+    """Records the origin of a client send inside its commit (nothing for server-generated
+    envelopes)."""
     origin = origin_of(send)
-    if origin is None:
-        return
+    if origin is not None:
+        insert_origin(conn, origin)
+
+
+def insert_origin(conn: sqlite3.Connection, origin: MessageOrigin) -> None:
+    """Records a message's origin, on the database's thread inside the caller's write
+    transaction; a repeat of the same server message id changes nothing."""
     changed_rows(
         conn,
         "INSERT INTO message_origins VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
