@@ -21,6 +21,7 @@ from chatconnect.router.records import (
     merge,
     parse_gap_id,
     runs,
+    send_row,
 )
 from chatconnect.storage.sqlite import Database, Transaction
 from chatconnect.storage.sqlite_thread import changed_rows, first_row
@@ -161,14 +162,7 @@ def _commit_send(send: PendingSend, conn: sqlite3.Connection) -> tuple[SendResul
         claimed = changed_rows(
             conn,
             "INSERT INTO sends VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-            (
-                send.sender.user_id,
-                send.sender.device_id,
-                send.client_message_id,
-                send.server_message_id,
-                send.server_time,
-                send.expire_time,
-            ),
+            send_row(send.sender, send),
         )
         if not claimed:
             row = first_row(

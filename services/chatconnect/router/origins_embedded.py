@@ -11,6 +11,7 @@ from chatconnect.devices.ports import MessageOrigins
 from chatconnect.model import Conversation, DeviceAddress
 from chatconnect.router.domain.models import PendingSend
 from chatconnect.router.domain.origins import MessageOrigin, origin_of
+from chatconnect.router.records import origin_row
 from chatconnect.storage.sqlite import Database, Transaction
 from chatconnect.storage.sqlite_thread import changed_rows
 
@@ -73,13 +74,5 @@ def insert_origin(conn: sqlite3.Connection, origin: MessageOrigin) -> None:
     changed_rows(
         conn,
         "INSERT INTO message_origins VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-        (
-            origin.server_message_id,
-            origin.sender.user_id,
-            origin.sender.device_id,
-            origin.destination.user_id,
-            origin.destination.group_id,
-            origin.server_time,
-            origin.expire_time,
-        ),
+        origin_row(origin),
     )

@@ -10,6 +10,7 @@ from chatconnect.devices.ports import MessageOrigins
 from chatconnect.model import Conversation, DeviceAddress
 from chatconnect.router.domain.models import PendingSend
 from chatconnect.router.domain.origins import MessageOrigin, origin_of
+from chatconnect.router.records import origin_row
 from chatconnect.storage.cql import CqlSession, Statement, ttl
 
 _INSERT = (
@@ -28,17 +29,7 @@ def origin_statement(origin: MessageOrigin) -> Statement:
     """The write of a message's origin (1:1 and group sends). Idempotent: a retry writes
     the same cells."""
     return Statement(
-        _INSERT,
-        (
-            origin.server_message_id,
-            origin.sender.user_id,
-            origin.sender.device_id,
-            origin.destination.user_id,
-            origin.destination.group_id,
-            origin.server_time,
-            origin.expire_time,
-            ttl(origin.expire_time - origin.server_time),
-        ),
+        _INSERT, (*origin_row(origin), ttl(origin.expire_time - origin.server_time))
     )
 
 

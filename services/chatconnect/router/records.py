@@ -18,7 +18,8 @@ from chatconnect.model import (
     Receipt,
     ReceiptType,
 )
-from chatconnect.router.domain.models import Acknowledged
+from chatconnect.router.domain.models import Acknowledged, PendingSend
+from chatconnect.router.domain.origins import MessageOrigin
 
 
 def extra_json(envelope: Envelope) -> str | None:
@@ -145,6 +146,32 @@ def merge(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
         else:
             merged.append((first, last))
     return merged
+
+
+def send_row(sender: DeviceAddress, send: PendingSend) -> tuple[Any, ...]:
+    """The first values of a send's row (its claim of the client message id), in the
+    column order both schemas share."""
+    return (
+        sender.user_id,
+        sender.device_id,
+        send.client_message_id,
+        send.server_message_id,
+        send.server_time,
+        send.expire_time,
+    )
+
+
+def origin_row(origin: MessageOrigin) -> tuple[Any, ...]:
+    """The values of a message origin's row, in the column order both schemas share."""
+    return (
+        origin.server_message_id,
+        origin.sender.user_id,
+        origin.sender.device_id,
+        origin.destination.user_id,
+        origin.destination.group_id,
+        origin.server_time,
+        origin.expire_time,
+    )
 
 
 def inbox_row(recipient: DeviceAddress, envelope: Envelope) -> tuple[Any, ...]:

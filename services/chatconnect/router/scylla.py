@@ -41,6 +41,7 @@ from chatconnect.router.records import (
     merge,
     parse_gap_id,
     runs,
+    send_row,
 )
 from chatconnect.router.sequences import SequenceAllocator
 from chatconnect.storage.cql import CqlSession, Row, Statement, ttl
@@ -115,12 +116,7 @@ class ScyllaMessageStore(MessageStore):
             "server_message_id, server_time, expires_at, write_time, plan, done) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, false) IF NOT EXISTS USING TTL ?",
             (
-                send.sender.user_id,
-                send.sender.device_id,
-                send.client_message_id,
-                send.server_message_id,
-                send.server_time,
-                send.expire_time,
+                *send_row(send.sender, send),
                 write_time,
                 {_plan_key(d.recipient): d.envelope.sequence for d in deliveries},
                 ttl(send.expire_time - send.server_time),
