@@ -7,8 +7,9 @@ gets every route back at the next heartbeat. Publishing looks up the routes of a
 sends one message per target instance. Events are hints: a subscriber that may have missed
 some (Redis reconnect) is told to re-read the durable inbox.
 
-Keys are valid on Redis Cluster: a device's route key is hash-tagged by its user, so all
-devices of a user live in one slot; nothing needs cross-slot operations.
+A device's route key is hash-tagged by its user, so all devices of a user live in one
+Redis Cluster slot. A route lookup is one MGET across users, so it needs a single Redis
+(one per region, as deployed), not a Redis Cluster.
 """
 
 from __future__ import annotations
@@ -189,15 +190,22 @@ class RedisBus(Bus):
         devices = list(dict.fromkeys(e.device for e in events))
         try:
             with storage_call("redis", "lookup_routes"):
-                async with self._client.pipeline(transaction=False) as pipe:
-                    for device in devices:
-                        pipe.get(route_key(self._namespace, device))
-                    routes = await pipe.execute()
+                # One MGET, not a pipeline of GETs: a group's push looks up hundreds of
+                # routes at once, and each reply of a pipeline costs the client about as
+                # much Python as the whole MGET.
+                routes = await self._client.mget(
+                    [route_key(self._namespace, device) for device in devices]
+                )
         except RedisError as exc:
             # Online push is an optimisation; the inbox is durable. Devices re-read it.
             log.warning("route lookup failed; push skipped", error=str(exc))
             return
-        where = {d: r.decode() for d, r in zip(devices, routes, strict=True) if r is not None}
+        # Replies are bytes: the client does not decode responses.
+        where = {
+            d: r.decode() if isinstance(r, bytes) else r
+            for d, r in zip(devices, routes, strict=True)
+            if r is not None
+        }
         by_instance: dict[str, list[InboxChanged | DeviceRevoked]] = defaultdict(list)
         for event in events:
             instance = where.get(event.device)

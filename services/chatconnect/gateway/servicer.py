@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from contextlib import suppress
 from typing import Any
@@ -34,7 +35,7 @@ from chatconnect.gateway.domain.errors import FrameEmpty, HelloMissing, Shed
 from chatconnect.gateway.v1 import gateway_pb2
 from chatconnect.gateway.v1 import gateway_service_pb2 as pb
 from chatconnect.gateway.v1 import gateway_service_pb2_grpc as pb_grpc
-from chatconnect.model import DeviceAddress, DeviceKind, InboxGap, ReceiptType
+from chatconnect.model import DeviceAddress, DeviceKind, Envelope, InboxGap, ReceiptType
 from chatconnect.presence.domain.presence import PresenceService, new_holder_id
 from chatconnect.presence.ports import Holder
 from chatconnect.router import wire as router_wire
@@ -142,6 +143,7 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
             shed_retry_seconds=config.shed_retry_seconds,
         )
         self._connections: dict[DeviceAddress, _Connection] = {}
+        self._frames = _Frames()
 
     @property
     def open_connections(self) -> int:
@@ -192,7 +194,7 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
         subscription = await self._bus.subscribe(device)
 
         async def emit(item: Outbound) -> None:
-            await connection.send(_outbound_frame(item))
+            await connection.send(self._frames.frame(item))
 
         loop = DeliveryLoop(
             device,
@@ -419,11 +421,30 @@ def _request_failed(
     )
 
 
-def _outbound_frame(item: Outbound) -> pb.ConnectResponse:
-    if isinstance(item, Drained):
-        return pb.ConnectResponse(
-            drained=gateway_pb2.InboxDrained(through_sequence=item.through_sequence)
-        )
-    if isinstance(item, InboxGap):
-        return pb.ConnectResponse(gap=wire.gap_to_wire(item))
-    return pb.ConnectResponse(envelope=wire.envelope_to_wire(item))
+class _Frames:
+    """Makes outbound frames, each envelope's once while it is among the most recent
+    `remembered`: a large group's message reaches every connected member as one Envelope
+    object (from the bus), and building its frame costs about as much as writing it. The
+    same frame object is then written to every stream (gRPC only reads what it writes)."""
+
+    def __init__(self, remembered: int = 64) -> None:
+        self._remembered = remembered
+        # id(envelope) -> (the envelope, its frame). Holding the envelope keeps its id from
+        # being reused while the entry lives.
+        self._kept: OrderedDict[int, tuple[Envelope, pb.ConnectResponse]] = OrderedDict()
+
+    def frame(self, item: Outbound) -> pb.ConnectResponse:
+        if isinstance(item, Drained):
+            return pb.ConnectResponse(
+                drained=gateway_pb2.InboxDrained(through_sequence=item.through_sequence)
+            )
+        if isinstance(item, InboxGap):
+            return pb.ConnectResponse(gap=wire.gap_to_wire(item))
+        kept = self._kept.get(id(item))
+        if kept is not None and kept[0] is item:
+            return kept[1]
+        frame = pb.ConnectResponse(envelope=wire.envelope_to_wire(item))
+        self._kept[id(item)] = (item, frame)
+        if len(self._kept) > self._remembered:
+            self._kept.popitem(last=False)
+        return frame

@@ -73,12 +73,14 @@ class ScyllaGroupLog(GroupLog):
         )
 
     async def append(self, group_id: str, envelope: Envelope) -> int:
-        known = await self._position_of(group_id, envelope.server_message_id)
+        # Both reads at once: a send's latency is its chain of round trips.
+        known, head = await asyncio.gather(
+            self._position_of(group_id, envelope.server_message_id), self.head(group_id)
+        )
         if known is not None:
             return known
         lifetime = ttl(envelope.expire_time - envelope.server_time)
         for _ in range(_MAX_APPEND_ROUNDS):
-            head = await self.head(group_id)
             position = head + 1
             claim = (
                 Statement(
@@ -93,7 +95,9 @@ class ScyllaGroupLog(GroupLog):
             )
             entry = Statement(_INSERT_ENTRY, (*log_row(group_id, position, envelope), lifetime))
             batch = conditional_batch([claim, entry])
-            applied, _ = await self._cql.conditional("append_group_log", batch.cql, batch.params)
+            applied, seen = await self._cql.conditional(
+                "append_group_log", batch.cql, batch.params
+            )
             if applied:
                 # The lookup makes a retry of this send find its position. A crash between
                 # the two writes leaves the entry without it: a retry then appends the
@@ -107,6 +111,8 @@ class ScyllaGroupLog(GroupLog):
                 )
                 return position
             await asyncio.sleep(random.uniform(0, 0.005))
+            # A claim that lost the race reports the head it met; read it only if not.
+            head = int(seen["head"]) if seen.get("head") is not None else await self.head(group_id)
         raise StoreUnavailable(f"could not append to the log of group {group_id}: contention")
 
     async def _position_of(self, group_id: str, server_message_id: str) -> int | None:

@@ -11,8 +11,10 @@ device inboxes, committed before the message so a device meets the key first.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import Sequence
+from typing import Any
 
 from chatconnect.bus.ports import Bus, InboxChanged
 from chatconnect.devices.domain.models import DeviceRecord
@@ -44,6 +46,10 @@ from chatconnect.router.domain.models import (
     SendResult,
 )
 from chatconnect.router.ports import GroupLog, MessageStore
+from chatconnect.runtime.errors import StoreUnavailable
+from chatconnect.runtime.logging import get_logger
+
+log = get_logger("router.group_sending")
 
 KEY_DISTRIBUTION_SUFFIX = "#keys"
 """Appended to the client message id for the send that carries sender-key distributions,
@@ -80,49 +86,15 @@ class GroupSender:
         """Returns once the message is durable for every member device (in their inboxes,
         or once in the group log)."""
         membership = await self._current_membership(sender, message)
+        if self.reads_from_log(membership):
+            return await self._send_to_log(sender, message, server_message_id, membership)
         members = await self._directory.list_devices_of(membership.member_ids)
-        self._check_key_distributions(message, members)
-        now = self._clock()
-        expire_time = now + self._config.retention_seconds
+        self._check_key_distributions(message, membership, members)
+        now, expire_time = self._lifetime()
         if message.ciphertexts:
             await self._distribute_keys(sender, message, now, expire_time)
-        recipients = [
-            DeviceAddress(user_id, device.device_id)
-            for user_id, devices in members.items()
-            for device in devices
-            if DeviceAddress(user_id, device.device_id) != sender
-        ]
-        group_id = message.destination.group_id
         envelope = self._envelope(sender, message, server_message_id, now, expire_time)
-        await self._log.record(
-            GroupMessage(
-                group_id=group_id,
-                server_message_id=server_message_id,
-                sender=sender,
-                server_time=now,
-                expire_time=expire_time,
-                recipient_count=len(membership.roles) - 1,
-            )
-        )
-        if self.reads_from_log(membership):
-            # The idempotency record (and the message's origin, for deletes): the message
-            # itself goes once into the log.
-            result, _ = await self._store.commit(
-                PendingSend(
-                    sender,
-                    message.client_message_id,
-                    server_message_id,
-                    now,
-                    expire_time,
-                    (),
-                    destination=message.destination,
-                )
-            )
-            if result.duplicate:
-                return await self.complete(sender, message, result)
-            position = await self._log.append(group_id, envelope)
-            await self._push_log_entry(envelope, position, recipients)
-            return result
+        await self._record(message, server_message_id, sender, membership, now, expire_time)
         result, committed = await self._store.commit(
             PendingSend(
                 sender,
@@ -130,11 +102,107 @@ class GroupSender:
                 server_message_id,
                 now,
                 expire_time,
-                tuple(Delivery(r, envelope) for r in recipients),
+                tuple(Delivery(r, envelope) for r in _recipients(sender, members)),
             )
         )
         await self._push(committed)
         return result
+
+    async def _send_to_log(
+        self,
+        sender: DeviceAddress,
+        message: OutgoingMessage,
+        server_message_id: str,
+        membership: GroupMembership,
+    ) -> SendResult:
+        """Stores the message once in the group log, then pushes it to the members'
+        connected devices."""
+        if message.ciphertexts:
+            # Only the users a distribution addresses need checking, not the whole group.
+            addressed = dict.fromkeys(c.device.user_id for c in message.ciphertexts)
+            listed = await self._directory.list_devices_of(list(addressed))
+            self._check_key_distributions(message, membership, listed)
+        # Every member's devices are needed for the push only, not for the writes: they
+        # are read while the message is made durable (a row per member, the slowest read
+        # of the send).
+        reading = asyncio.ensure_future(self._directory.list_devices_of(membership.member_ids))
+        try:
+            outcome = await self._write_to_log(sender, message, server_message_id, membership)
+        except BaseException:
+            _abandon(reading)
+            raise
+        result, entry = outcome
+        if entry is None:
+            _abandon(reading)
+            return result
+        try:
+            members = await reading
+        except StoreUnavailable as exc:
+            # The message is durable in the log and devices sync it by cursor; only its
+            # push is lost, so the sender is still told it was sent.
+            log.warning("member devices unreadable; push skipped", error=str(exc))
+            return result
+        await self._push_log_entry(entry, _recipients(sender, members))
+        return result
+
+    async def _write_to_log(
+        self,
+        sender: DeviceAddress,
+        message: OutgoingMessage,
+        server_message_id: str,
+        membership: GroupMembership,
+    ) -> tuple[SendResult, Envelope | None]:
+        """The send's durable writes: its key distributions, its receipt record, its
+        idempotency record (and origin, for deletes) and its log entry. Returns the result
+        and the entry to push, None when the send repeats an accepted one."""
+        now, expire_time = self._lifetime()
+        if message.ciphertexts:
+            await self._distribute_keys(sender, message, now, expire_time)
+        # Recorded before the idempotency record: a retry finds the record of every
+        # accepted send, and `complete` relies on it to rebuild a missing log entry.
+        await self._record(message, server_message_id, sender, membership, now, expire_time)
+        result, _ = await self._store.commit(
+            PendingSend(
+                sender,
+                message.client_message_id,
+                server_message_id,
+                now,
+                expire_time,
+                (),
+                destination=message.destination,
+            )
+        )
+        if result.duplicate:
+            return await self.complete(sender, message, result), None
+        envelope = self._envelope(sender, message, server_message_id, now, expire_time)
+        position = await self._log.append(message.destination.group_id, envelope)
+        return result, dataclasses.replace(envelope, group_log_position=position)
+
+    def _lifetime(self) -> tuple[float, float]:
+        """Now, and when a message sent now expires."""
+        now = self._clock()
+        return now, now + self._config.retention_seconds
+
+    async def _record(
+        self,
+        message: OutgoingMessage,
+        server_message_id: str,
+        sender: DeviceAddress,
+        membership: GroupMembership,
+        now: float,
+        expire_time: float,
+    ) -> None:
+        """Records the message for its receipts (how many members it was sent to)."""
+        await self._log.record(
+            GroupMessage(
+                group_id=message.destination.group_id,
+                server_message_id=server_message_id,
+                sender=sender,
+                server_time=now,
+                expire_time=expire_time,
+                recipient_count=len(membership.roles) - 1,
+            )
+        )
 
     async def complete(
         self, sender: DeviceAddress, message: OutgoingMessage, previous: SendResult
@@ -185,22 +253,27 @@ class GroupSender:
         return membership
 
     def _check_key_distributions(
-        self, message: OutgoingMessage, members: dict[str, list[DeviceRecord]]
+        self,
+        message: OutgoingMessage,
+        membership: GroupMembership,
+        members: dict[str, list[DeviceRecord]],
     ) -> None:
         """Every distribution must address a current device of a member, at the
-        registration id it has now."""
+        registration id it has now (`members`: the devices of at least the members
+        addressed)."""
         mismatches: list[DeviceListMismatch] = []
         by_user: dict[str, list[int]] = {}
         for index, ciphertext in enumerate(message.ciphertexts):
             user_id = ciphertext.device.user_id
-            if user_id not in members:
+            if membership.role_of(user_id) is None:
                 raise NotAParticipant(
                     f"ciphertexts[{index}] addresses user {user_id}, who is not a member of "
                     "the group"
                 )
             by_user.setdefault(user_id, []).append(index)
         for user_id, indexes in by_user.items():
-            current = {d.device_id: d for d in members[user_id]}
+            devices = members.get(user_id, [])
+            current = {d.device_id: d for d in devices}
             addressed = [message.ciphertexts[i] for i in indexes]
             extra = tuple(
                 sorted(c.device.device_id for c in addressed if c.device.device_id not in current)
@@ -215,9 +288,7 @@ class GroupSender:
             )
             if extra or stale:
                 mismatches.append(
-                    DeviceListMismatch(
-                        user_id, (), extra, stale, device_check.summaries(members[user_id])
-                    )
+                    DeviceListMismatch(user_id, (), extra, stale, device_check.summaries(devices))
                 )
         if mismatches:
             raise DeviceListMismatchError(mismatches)
@@ -279,13 +350,29 @@ class GroupSender:
             batch = deliveries[start : start + size]
             await self._bus.publish([inbox_event(d) for d in batch])
 
-    async def _push_log_entry(
-        self, envelope: Envelope, position: int, recipients: Sequence[DeviceAddress]
-    ) -> None:
+    async def _push_log_entry(self, entry: Envelope, recipients: Sequence[DeviceAddress]) -> None:
         # Inline whatever its size: the log is not an inbox a gateway could re-read.
-        entry = dataclasses.replace(envelope, group_log_position=position)
         size = self._groups_config.fan_out_batch_size
         for start in range(0, len(recipients), size):
             await self._bus.publish(
                 [InboxChanged(r, 0, entry) for r in recipients[start : start + size]]
             )
+
+
+def _recipients(
+    sender: DeviceAddress, members: dict[str, list[DeviceRecord]]
+) -> list[DeviceAddress]:
+    """Every member device but the sending one."""
+    return [
+        address
+        for user_id, devices in members.items()
+        for device in devices
+        if (address := DeviceAddress(user_id, device.device_id)) != sender
+    ]
+
+
+def _abandon(task: asyncio.Future[Any]) -> None:
+    """Stops a read whose result is no longer wanted, and consumes its error if it had
+    one (an error never retrieved is logged as a bug)."""
+    task.cancel()
+    task.add_done_callback(lambda done: done.cancelled() or done.exception())
