@@ -91,19 +91,14 @@ class GroupSender:
         members = await self._directory.list_devices_of(membership.member_ids)
         self._check_key_distributions(message, membership, members)
         now, expire_time = self._lifetime()
-        if message.ciphertexts:
-            await self._distribute_keys(sender, message, now, expire_time)
         envelope = self._envelope(sender, message, server_message_id, now, expire_time)
-        await self._record(message, server_message_id, sender, membership, now, expire_time)
-        result, committed = await self._store.commit(
-            PendingSend(
-                sender,
-                message.client_message_id,
-                server_message_id,
-                now,
-                expire_time,
-                tuple(Delivery(r, envelope) for r in _recipients(sender, members)),
-            )
+        result, committed = await self._commit(
+            sender,
+            message,
+            server_message_id,
+            membership,
+            (now, expire_time),
+            tuple(Delivery(r, envelope) for r in _recipients(sender, members)),
         )
         await self._push(committed)
         return result
@@ -156,27 +151,43 @@ class GroupSender:
         idempotency record (and origin, for deletes) and its log entry. Returns the result
         and the entry to push, None when the send repeats an accepted one."""
         now, expire_time = self._lifetime()
-        if message.ciphertexts:
-            await self._distribute_keys(sender, message, now, expire_time)
-        # Recorded before the idempotency record: a retry finds the record of every
-        # accepted send, and `complete` relies on it to rebuild a missing log entry.
-        await self._record(message, server_message_id, sender, membership, now, expire_time)
-        result, _ = await self._store.commit(
-            PendingSend(
-                sender,
-                message.client_message_id,
-                server_message_id,
-                now,
-                expire_time,
-                (),
-                destination=message.destination,
-            )
+        result, _ = await self._commit(
+            sender, message, server_message_id, membership, (now, expire_time), ()
         )
         if result.duplicate:
             return await self.complete(sender, message, result), None
         envelope = self._envelope(sender, message, server_message_id, now, expire_time)
         position = await self._log.append(message.destination.group_id, envelope)
         return result, dataclasses.replace(envelope, group_log_position=position)
+
+    async def _commit(
+        self,
+        sender: DeviceAddress,
+        message: OutgoingMessage,
+        server_message_id: str,
+        membership: GroupMembership,
+        lifetime: tuple[float, float],
+        deliveries: tuple[Delivery, ...],
+    ) -> tuple[SendResult, Sequence[Delivery]]:
+        """The send's key distributions, its receipt record, then its one idempotent
+        commit, with `deliveries` into member inboxes (none for a log group's message)."""
+        now, expire_time = lifetime
+        if message.ciphertexts:
+            await self._distribute_keys(sender, message, now, expire_time)
+        # Recorded before the idempotency record: a retry finds the record of every
+        # accepted send, and `complete` relies on it to rebuild a missing log entry.
+        await self._record(message, server_message_id, sender, membership, now, expire_time)
+        return await self._store.commit(
+            PendingSend(
+                sender,
+                message.client_message_id,
+                server_message_id,
+                now,
+                expire_time,
+                deliveries,
+                destination=None if deliveries else message.destination,
+            )
+        )
 
     def _lifetime(self) -> tuple[float, float]:
         """Now, and when a message sent now expires."""
