@@ -68,6 +68,10 @@ class Connection:
         frame = await asyncio.wait_for(self.call.read(), 10)
         assert frame.WhichOneof("frame") == "welcome", frame
 
+    def finish(self) -> None:
+        """Closes the client's side of the stream, as a client that signs off does."""
+        self._requests.put_nowait(None)
+
     def close(self) -> None:
         """Hangs up (the client closes its side at once)."""
         self.call.cancel()

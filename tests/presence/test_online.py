@@ -3,11 +3,13 @@ a lease runs out; pushed to subscribers within about a second."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
 import redis.asyncio as aioredis
 
+from chatconnect.bus.inprocess import _QueueSubscription
 from chatconnect.model import DeviceAddress, DeviceKind
 from chatconnect.presence.ports import Holder
 from chatconnect.presence.redis import RedisPresenceStore
@@ -98,6 +100,32 @@ async def test_a_closed_stream_is_pushed_offline_at_once_with_last_seen(
         offline = await watch.presence(alice.user_id, lambda u: u.state == OFFLINE, timeout=4)
     seen = offline.last_seen_time.ToMicroseconds() / 1e6
     assert closed_at - 1 <= seen <= time.time()
+    assert not offline.devices
+
+
+@pytest.mark.settings(**FAST)
+async def test_a_reset_during_the_gateways_teardown_still_goes_offline_at_once(
+    any_server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A client that signs off closes its side, then resets the stream. Slowing the bus
+    # unsubscribe makes the reset land while the gateway is still tearing the stream down.
+    tearing_down = asyncio.Event()
+    unsubscribe = _QueueSubscription.close
+
+    async def slow_unsubscribe(self: _QueueSubscription) -> None:
+        tearing_down.set()
+        await asyncio.sleep(0.3)
+        await unsubscribe(self)
+
+    monkeypatch.setattr(_QueueSubscription, "close", slow_unsubscribe)
+    alice, bob = await any_server.register(), await any_server.register()
+    async with watching(any_server, bob, [alice.user_id]) as watch:
+        async with connected(any_server, alice, PHONE) as stream:
+            await watch.presence(alice.user_id, lambda u: u.state == ONLINE)
+            stream.finish()
+            await asyncio.wait_for(tearing_down.wait(), 5)
+        # The lease is 10 s: offline within 4 s means the teardown finished.
+        offline = await watch.presence(alice.user_id, lambda u: u.state == OFFLINE, timeout=4)
     assert not offline.devices
 
 

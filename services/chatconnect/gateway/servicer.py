@@ -20,7 +20,7 @@ from google.protobuf import duration_pb2
 from google.protobuf.message import Message
 from google.rpc import error_details_pb2
 
-from chatconnect.bus.ports import Bus
+from chatconnect.bus.ports import Bus, Subscription
 from chatconnect.devices.ports import DeviceStore
 from chatconnect.errordetails.v1 import errordetails_pb2
 from chatconnect.gateway.config import GatewayConfig
@@ -53,6 +53,7 @@ from chatconnect.runtime.edge import (
 from chatconnect.runtime.errors import ChatConnectError
 from chatconnect.runtime.logging import get_logger
 from chatconnect.runtime.mailbox import Mailbox
+from chatconnect.runtime.teardown import run_to_end
 from chatconnect.sharding.fence import EpochFence
 
 log = get_logger("gateway")
@@ -230,24 +231,37 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
                     break
                 yield frame  # type: ignore[misc]
         finally:
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with suppress(asyncio.CancelledError, Exception):
-                    await task
-            await subscription.close()
-            if self._presence is not None:
+            await run_to_end(
+                self._tear_down(connection, tasks, subscription, holder),
+                what="gateway stream",
+            )
+
+    async def _tear_down(
+        self,
+        connection: _Connection,
+        tasks: list[asyncio.Task[None]],
+        subscription: Subscription,
+        holder: Holder,
+    ) -> None:
+        """Undoes what the stream set up; runs to its end even if the handler is
+        cancelled meanwhile (the client reset the stream just after closing its side)."""
+        device = connection.device
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with suppress(asyncio.CancelledError, Exception):
+                await task
+        await subscription.close()
+        if self._presence is not None:
+            try:
                 # Offline at once, not when the lease runs out (even if the stream ended
                 # while it was being marked online).
-                offline = asyncio.ensure_future(self._presence.disconnected(holder))
-                # Shielded, it may finish after this handler (at shutdown, after the
-                # stores closed): its outcome is logged, never left unretrieved.
-                offline.add_done_callback(_log_presence_failure)
-                with suppress(Exception):
-                    await asyncio.shield(offline)
-            if self._connections.get(device) is connection:
-                del self._connections[device]
-            log.info("device disconnected", device=str(device), session=connection.session_id)
+                await self._presence.disconnected(holder)
+            except Exception as exc:
+                log.warning("presence not updated on disconnect", error=str(exc))
+        if self._connections.get(device) is connection:
+            del self._connections[device]
+        log.info("device disconnected", device=str(device), session=connection.session_id)
 
     async def _presence_connected(self, holder: Holder, hello: gateway_pb2.Hello) -> None:
         """Marks the device online with its kind while the stream lives (the presence
@@ -404,11 +418,6 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
                     connection.close_with(
                         pb.ConnectResponse(go_away=gateway_pb2.GoAway(reason="IDLE"))
                     )
-
-
-def _log_presence_failure(task: asyncio.Future[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.warning("presence not updated on disconnect", error=str(task.exception()))
 
 
 def _request_failed(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Sequence
 
 from chatconnect.bus.ports import RateLimiter
@@ -23,6 +22,7 @@ from chatconnect.presence.ports import (
     device_topic,
 )
 from chatconnect.runtime.errors import RateLimited, RequestIdMissing
+from chatconnect.runtime.teardown import run_to_end
 
 
 class SubscriptionService:
@@ -84,11 +84,14 @@ class SubscriptionService:
                     continue
                 yield frame
         finally:
-            await self._hub.detach(stream)
-            # Also when the stream ended while being marked online: no lease is left over.
-            await asyncio.shield(
-                self._presence.disconnected(Holder(device, stream_id, DeviceKind.UNSPECIFIED))
-            )
+            holder = Holder(device, stream_id, DeviceKind.UNSPECIFIED)
+            await run_to_end(self._tear_down(stream, holder), what="presence stream")
+
+    async def _tear_down(self, stream: PresenceStream, holder: Holder) -> None:
+        """Runs to its end even if the stream's handler is cancelled meanwhile."""
+        await self._hub.detach(stream)
+        # Also when the stream ended while being marked online: no lease is left over.
+        await self._presence.disconnected(holder)
 
     async def update(
         self, device: DeviceAddress, subscription: Subscription, *, request_id: str
