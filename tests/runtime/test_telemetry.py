@@ -5,11 +5,12 @@ from __future__ import annotations
 from opentelemetry import metrics, trace
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from tests.conftest import Server
+from tests.polling import eventually
 
 _spans = InMemorySpanExporter()
 _metrics = InMemoryMetricReader()
@@ -51,6 +52,17 @@ async def _check_spans_and_metrics(server: Server, clients) -> None:
         assert span.parent is not None
         assert span.parent.span_id in registrations
         assert span.attributes["db.system"] == "sqlite"
+
+    # A stream's span ends with the stream; what happened on it is traced on its own.
+    await a.close()
+
+    async def stream_span() -> list[ReadableSpan]:
+        return [s for s in _spans.get_finished_spans() if s.name == "GatewayService/Connect"]
+
+    (connect,) = await eventually(stream_span, "the Connect stream's span")
+    assert connect.kind == trace.SpanKind.SERVER
+    sends = [s for s in _spans.get_finished_spans() if s.start_time > connect.start_time]
+    assert all(s.parent is None or s.parent.span_id != connect.context.span_id for s in sends)
 
     data = _metrics.get_metrics_data()
     names = {

@@ -214,7 +214,7 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
                 shard_epoch=self._fence.current_epoch,
             )
         )
-        sends: asyncio.Queue[Any] = asyncio.Queue(self._config.max_pending_frames)
+        sends: Mailbox[object] = Mailbox(self._config.max_pending_frames)
         tasks = [
             asyncio.create_task(self._run_delivery(loop, subscription, connection)),
             asyncio.create_task(self._run_sends(device, sends, connection)),
@@ -307,10 +307,14 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
             )
 
     async def _run_sends(
-        self, device: DeviceAddress, sends: asyncio.Queue[Any], connection: _Connection
+        self, device: DeviceAddress, sends: Mailbox[object], connection: _Connection
     ) -> None:
         while True:
-            message = await sends.get()
+            message: Any = await sends.get()
+            if message is _END:
+                # The client closed its side and every send it made is answered.
+                connection.close_with(None)
+                return
             try:
                 result = await self._sending.send(device, router_wire.outgoing_from_wire(message))
                 frame = pb.ConnectResponse(sent=router_wire.send_result_to_wire(result))
@@ -330,14 +334,13 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
                     )
                 )
             await connection.send(frame)
-            sends.task_done()
 
     async def _read_frames(
         self,
         requests: AsyncIterator[pb.ConnectRequest],
         device: DeviceAddress,
         loop: DeliveryLoop,
-        sends: asyncio.Queue[Any],
+        sends: Mailbox[object],
         connection: _Connection,
     ) -> None:
         try:
@@ -370,9 +373,8 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
             raise
         except Exception:
             log.exception("reading frames failed", device=str(device))
-        # The client closed its side: finish what is queued, then end the stream.
-        await sends.join()
-        connection.close_with(None)
+        # The client closed its side: the stream ends once the sends queued before are done.
+        await sends.put(_END)
 
     async def _acknowledge(
         self, device: DeviceAddress, ids: list[str], loop: DeliveryLoop, connection: _Connection

@@ -235,7 +235,10 @@ def stream(
     [Callable[[Self_, Any, grpc.aio.ServicerContext[Any, Any]], AsyncIterator[Resp]]],
     Callable[[Self_, Any, grpc.aio.ServicerContext[Any, Any]], AsyncIterator[Resp]],
 ]:
-    """Wraps a streaming RPC the same way as `unary`."""
+    """Wraps a streaming RPC the same way as `unary`, except that its span is not made
+    the current one: a stream lives for hours, so what happens on it is traced on its
+    own rather than under one endless span; and a stream whose client went away may be
+    closed from another task, where a current span could not be detached."""
 
     def decorate(
         handler: Callable[[Self_, Any, grpc.aio.ServicerContext[Any, Any]], AsyncIterator[Resp]],
@@ -246,27 +249,27 @@ def stream(
         ) -> AsyncIterator[Resp]:
             start = time.perf_counter()
             code = "OK"
-            with tracer().start_as_current_span(
+            span = tracer().start_span(
                 method, context=_incoming_context(context), kind=trace.SpanKind.SERVER
-            ) as span:
-                try:
-                    async for item in handler(self, request, context):
-                        yield item
-                except errors.ChatConnectError as exc:
-                    status = table.to_status(exc)
-                    code = grpc.StatusCode(_code_tuple(status.code)).name
-                    span.set_attribute("chatconnect.error.reason", table.reason(exc))
-                    await _abort(context, status)
-                except Exception as exc:
-                    if _is_abort(exc):
-                        raise
-                    code = "INTERNAL"
-                    log.exception("stream failed", method=method)
-                    await context.abort(
-                        grpc.StatusCode.INTERNAL, "internal error; it has been logged"
-                    )
-                finally:
-                    record_rpc(method, code, time.perf_counter() - start)
+            )
+            try:
+                async for item in handler(self, request, context):
+                    yield item
+            except errors.ChatConnectError as exc:
+                status = table.to_status(exc)
+                code = grpc.StatusCode(_code_tuple(status.code)).name
+                span.set_attribute("chatconnect.error.reason", table.reason(exc))
+                await _abort(context, status)
+            except Exception as exc:
+                if _is_abort(exc):
+                    raise
+                code = "INTERNAL"
+                log.exception("stream failed", method=method)
+                span.record_exception(exc)
+                await context.abort(grpc.StatusCode.INTERNAL, "internal error; it has been logged")
+            finally:
+                record_rpc(method, code, time.perf_counter() - start)
+                span.end()
 
         return wrapper
 
