@@ -9,6 +9,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from chatconnect.runtime import telemetry
 from tests.conftest import Server
 from tests.polling import eventually
 
@@ -23,6 +24,7 @@ def _install_providers() -> None:
     provider.add_span_processor(SimpleSpanProcessor(_spans))
     trace.set_tracer_provider(provider)
     metrics.set_meter_provider(MeterProvider(metric_readers=[_metrics]))
+    telemetry.observe()
 
 
 async def test_rpcs_and_storage_calls_produce_spans_and_metrics(server: Server, clients) -> None:

@@ -1,15 +1,16 @@
 """OpenTelemetry traces and metrics for RPCs and storage calls.
 
 Instruments are created against the global providers, so they are no-ops until
-`configure` installs real ones (exporter `console` or `otlp`); with the default `none`
-the cost is a few attribute look-ups per call.
+`configure` installs real ones (exporter `console` or `otlp`). Storage calls, many per
+message, skip OpenTelemetry altogether until then: its no-op span still cost about
+7.5 µs per call, and a profile of the 1:1 hot path put 7 % of the event loop there.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import TYPE_CHECKING
 
 from opentelemetry import metrics, trace
@@ -28,6 +29,8 @@ _storage_duration = _meter.create_histogram(
 _connections = _meter.create_up_down_counter(
     "chatconnect.gateway.connections", description="Open client connections"
 )
+_unobserved: AbstractContextManager[None] = nullcontext()
+_observing = False
 
 
 def tracer() -> trace.Tracer:
@@ -71,11 +74,22 @@ def configure(config: TelemetryConfig) -> None:
     trace.set_tracer_provider(tracer_provider)
     reader = PeriodicExportingMetricReader(metric_exporter)  # type: ignore[arg-type]
     metrics.set_meter_provider(MeterProvider(resource=resource, metric_readers=[reader]))
+    observe()
+
+
+def observe() -> None:
+    """Starts tracing and measuring storage calls, once providers are installed."""
+    global _observing
+    _observing = True
+
+
+def storage_call(system: str, operation: str) -> AbstractContextManager[None]:
+    """Traces one storage call and records its duration (once `observe` was called)."""
+    return _storage_call(system, operation) if _observing else _unobserved
 
 
 @contextmanager
-def storage_call(system: str, operation: str) -> Iterator[None]:
-    """Traces one storage call and records its duration."""
+def _storage_call(system: str, operation: str) -> Iterator[None]:
     start = time.perf_counter()
     outcome = "ok"
     with _tracer.start_as_current_span(
