@@ -136,8 +136,10 @@ async def test_cassandra_stopped_while_sending_acknowledges_nothing_unwritten(
                 assert hint is not None and hint.retry_delay.ToTimedelta().total_seconds() > 0
                 assert took < server.settings.server.store_timeout_seconds + 1
 
+                # The sends wait out the restart (up to about 40 s on a loaded machine).
                 sends = [
-                    asyncio.create_task(a.send_text(bob.user_id, f"during {i}")) for i in range(5)
+                    asyncio.create_task(a.send_text(bob.user_id, f"during {i}", timeout=180))
+                    for i in range(5)
                 ]
                 done, _ = await asyncio.wait(sends, timeout=3)
                 assert not done  # nothing is acknowledged while it cannot be written

@@ -449,9 +449,15 @@ class ChatClient:
             entry[1].set_result(result)  # type: ignore[arg-type]
 
     async def send_text(
-        self, to_user_id: str, text: str, *, client_message_id: str | None = None
+        self,
+        to_user_id: str,
+        text: str,
+        *,
+        client_message_id: str | None = None,
+        timeout: float = 30.0,
     ) -> router_pb2.SendResult:
-        """Encrypts `text` for every device of `to_user_id` and of this account, and sends it."""
+        """Encrypts `text` for every device of `to_user_id` and of this account, and sends
+        it; gives up after `timeout` seconds without an acknowledgement (see `send`)."""
         cmid = client_message_id or uuid.uuid4().hex
         for _attempt in range(3):
             outgoing = router_pb2.OutgoingMessage(
@@ -460,7 +466,7 @@ class ChatClient:
                 ciphertexts=await self._encrypt_for(to_user_id, text.encode()),
             )
             try:
-                return await self.send(outgoing)
+                return await self.send(outgoing, timeout=timeout)
             except ChatError as error:
                 failure = error.detail(errordetails_pb2.DeviceListMismatchFailure)
                 if error.reason != "DEVICE_LIST_MISMATCH" or failure is None:
