@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import tracemalloc
 
 import pytest
 
+from chatconnect.runtime import mailbox
 from chatconnect.runtime.mailbox import Mailbox
 
 
@@ -73,3 +75,30 @@ async def test_a_second_waiting_reader_is_a_programming_error() -> None:
     with pytest.raises(RuntimeError, match="one reader"):
         await box.get()
     first.cancel()
+
+
+async def test_an_emptied_mailbox_gives_back_the_memory_its_items_and_putters_took() -> None:
+    # An idle connection's mailboxes are empty nearly all the time; one that once held
+    # frames, or made a sender wait, must not keep paying for that (docs/hot-path.md).
+    def held_by_mailboxes() -> int:
+        snapshot = tracemalloc.take_snapshot()
+        return sum(
+            stat.size
+            for stat in snapshot.filter_traces(
+                [tracemalloc.Filter(True, mailbox.__file__)]
+            ).statistics("filename")
+        )
+
+    box: Mailbox[int] = Mailbox(1)
+    tracemalloc.start()
+    try:
+        box.put_nowait(0)
+        waiting = [asyncio.create_task(box.put(n)) for n in range(1, 4)]
+        await asyncio.sleep(0)
+        assert held_by_mailboxes() > 1_000  # a deque of items and one of putters
+        assert [await box.get() for _ in range(4)] == [0, 1, 2, 3]
+        await asyncio.gather(*waiting)
+        assert box.empty()
+        assert held_by_mailboxes() == 0
+    finally:
+        tracemalloc.stop()

@@ -1,8 +1,9 @@
 """GatewayService.Connect over gRPC: one bidirectional stream per connected device.
 
-Three tasks serve a connection: the delivery loop (inbox → client), the send worker
-(client sends, one at a time so one device's messages keep their order) and the frame
-reader. All of them put frames on one bounded queue that the handler yields from.
+Tasks serve a connection: the delivery loop (inbox → client), the frame reader and, from
+the device's first send on, the send worker (client sends, one at a time so one device's
+messages keep their order). All of them put frames on one bounded queue that the handler
+yields from.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import asyncio
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import suppress
 from typing import Any
 
@@ -41,6 +42,7 @@ from chatconnect.presence.ports import Holder
 from chatconnect.router import wire as router_wire
 from chatconnect.router.domain.inbox import InboxService
 from chatconnect.router.domain.sending import SendService
+from chatconnect.router.v1 import router_pb2
 from chatconnect.runtime import telemetry, wire
 from chatconnect.runtime.auth import Authenticator
 from chatconnect.runtime.edge import (
@@ -112,6 +114,59 @@ class _Connection:
                 return
             except asyncio.QueueFull:
                 self.out.get_nowait()
+
+
+async def _cancel(tasks: list[asyncio.Task[None]]) -> None:
+    """Cancels `tasks` and waits until each has ended, however it ends."""
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with suppress(asyncio.CancelledError, Exception):
+            await task
+
+
+class _Sends:
+    """A device's sends, answered one at a time so its messages keep their order, by a
+    worker task started at the first send: most connected devices are idle, and a task
+    costs about 1 KB for the life of the connection."""
+
+    def __init__(
+        self,
+        connection: _Connection,
+        capacity: int,
+        answer: Callable[[router_pb2.OutgoingMessage], Awaitable[pb.ConnectResponse]],
+    ) -> None:
+        self._connection = connection
+        self._answer = answer
+        # None ends the queue.
+        self._queued: Mailbox[router_pb2.OutgoingMessage | None] = Mailbox(capacity)
+        self.worker: asyncio.Task[None] | None = None
+
+    async def put(self, message: router_pb2.OutgoingMessage) -> None:
+        if self.worker is None:
+            self.worker = asyncio.create_task(self._work())
+        await self._queued.put(message)
+
+    async def end(self) -> None:
+        """The client closed its side: the stream ends once every send it made is
+        answered."""
+        if self.worker is None:
+            self._connection.close_with(None)
+        else:
+            await self._queued.put(None)
+
+    async def stop(self) -> None:
+        """Ends the worker, if one started, without answering what is queued."""
+        if self.worker is not None:
+            await _cancel([self.worker])
+
+    async def _work(self) -> None:
+        while True:
+            message = await self._queued.get()
+            if message is None:
+                self._connection.close_with(None)
+                return
+            await self._connection.send(await self._answer(message))
 
 
 class GatewayServicer(pb_grpc.GatewayServiceServicer):
@@ -214,10 +269,13 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
                 shard_epoch=self._fence.current_epoch,
             )
         )
-        sends: Mailbox[object] = Mailbox(self._config.max_pending_frames)
+        sends = _Sends(
+            connection,
+            self._config.max_pending_frames,
+            lambda message: self._answer_send(device, message),
+        )
         tasks = [
             asyncio.create_task(self._run_delivery(loop, subscription, connection)),
-            asyncio.create_task(self._run_sends(device, sends, connection)),
             asyncio.create_task(self._read_frames(requests, device, loop, sends, connection)),
         ]
         log.info("device connected", device=str(device), session=connection.session_id)
@@ -232,7 +290,7 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
                 yield frame  # type: ignore[misc]
         finally:
             await run_to_end(
-                self._tear_down(connection, tasks, subscription, holder),
+                self._tear_down(connection, tasks, sends, subscription, holder),
                 what="gateway stream",
             )
 
@@ -240,17 +298,16 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
         self,
         connection: _Connection,
         tasks: list[asyncio.Task[None]],
+        sends: _Sends,
         subscription: Subscription,
         holder: Holder,
     ) -> None:
         """Undoes what the stream set up; runs to its end even if the handler is
         cancelled meanwhile (the client reset the stream just after closing its side)."""
         device = connection.device
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with suppress(asyncio.CancelledError, Exception):
-                await task
+        await _cancel(tasks)
+        # Only now: the frame reader, ended above, is what starts the send worker.
+        await sends.stop()
         await subscription.close()
         if self._presence is not None:
             try:
@@ -306,41 +363,34 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
                 )
             )
 
-    async def _run_sends(
-        self, device: DeviceAddress, sends: Mailbox[object], connection: _Connection
-    ) -> None:
-        while True:
-            message: Any = await sends.get()
-            if message is _END:
-                # The client closed its side and every send it made is answered.
-                connection.close_with(None)
-                return
-            try:
-                result = await self._sending.send(device, router_wire.outgoing_from_wire(message))
-                frame = pb.ConnectResponse(sent=router_wire.send_result_to_wire(result))
-            except ChatConnectError as exc:
-                frame = pb.ConnectResponse(
-                    send_failed=gateway_pb2.SendFailure(
-                        client_message_id=message.client_message_id,
-                        error=router_wire.ERRORS.to_error_frame(exc),
-                    )
+    async def _answer_send(
+        self, device: DeviceAddress, message: router_pb2.OutgoingMessage
+    ) -> pb.ConnectResponse:
+        try:
+            result = await self._sending.send(device, router_wire.outgoing_from_wire(message))
+            return pb.ConnectResponse(sent=router_wire.send_result_to_wire(result))
+        except ChatConnectError as exc:
+            return pb.ConnectResponse(
+                send_failed=gateway_pb2.SendFailure(
+                    client_message_id=message.client_message_id,
+                    error=router_wire.ERRORS.to_error_frame(exc),
                 )
-            except Exception:
-                log.exception("send failed", device=str(device))
-                frame = pb.ConnectResponse(
-                    send_failed=gateway_pb2.SendFailure(
-                        client_message_id=message.client_message_id,
-                        error=internal_error_frame(router_wire.ERRORS.domain),
-                    )
+            )
+        except Exception:
+            log.exception("send failed", device=str(device))
+            return pb.ConnectResponse(
+                send_failed=gateway_pb2.SendFailure(
+                    client_message_id=message.client_message_id,
+                    error=internal_error_frame(router_wire.ERRORS.domain),
                 )
-            await connection.send(frame)
+            )
 
     async def _read_frames(
         self,
         requests: AsyncIterator[pb.ConnectRequest],
         device: DeviceAddress,
         loop: DeliveryLoop,
-        sends: Mailbox[object],
+        sends: _Sends,
         connection: _Connection,
     ) -> None:
         try:
@@ -373,8 +423,7 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
             raise
         except Exception:
             log.exception("reading frames failed", device=str(device))
-        # The client closed its side: the stream ends once the sends queued before are done.
-        await sends.put(_END)
+        await sends.end()
 
     async def _acknowledge(
         self, device: DeviceAddress, ids: list[str], loop: DeliveryLoop, connection: _Connection

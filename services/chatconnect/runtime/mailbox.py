@@ -3,10 +3,11 @@
 `asyncio.Queue` builds four deques up front (items, waiting getters, waiting putters, and
 its `join` event's waiters), about 3 KB even when empty. A gateway keeps several queues
 per open connection, each with exactly one reader and no use for `join`, so at 10,000
-idle connections those empty deques alone cost over 100 MB. A Mailbox holds, once its
-first item came, one deque of items; one slot for its reader; and, only once a put had
-to wait, a deque of putters. (An empty deque still takes about 600 bytes, and an idle
-connection's bus events and delivery signals may never see an item.)
+idle connections those empty deques alone cost over 100 MB. A Mailbox holds a deque of
+items only while it has items; one slot for its reader; and a deque of putters only
+while a put waits. (An empty deque still takes about 760 bytes: an idle connection's
+mailboxes are empty nearly all the time, and one that held its handshake's frames would
+otherwise keep that deque for the life of the connection.)
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ class Mailbox(Generic[T]):
                 await waiter
             except BaseException:
                 # Cancelled: give the turn this putter may have been woken for to the next.
-                if waiter in self._putters:
+                if self._putters is not None and waiter in self._putters:
                     self._putters.remove(waiter)
                 if not self.full():
                     self._wake_putter()
@@ -76,6 +77,8 @@ class Mailbox(Generic[T]):
         if not items:
             raise asyncio.QueueEmpty
         item = items.popleft()
+        if not items:
+            self._items = None
         self._wake_putter()
         return item
 
@@ -92,8 +95,11 @@ class Mailbox(Generic[T]):
         return self.get_nowait()
 
     def _wake_putter(self) -> None:
-        while self._putters:
-            waiter = self._putters.popleft()
+        putters = self._putters
+        while putters:
+            waiter = putters.popleft()
             if not waiter.done():
                 waiter.set_result(None)
-                return
+                break
+        if putters is not None and not putters:
+            self._putters = None
