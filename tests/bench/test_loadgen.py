@@ -49,6 +49,10 @@ def _assert_clean(result: dict[str, Any], recipients: int = 1) -> None:
     assert result["errors"] == {}, result["errors"]
 
 
+# The closed loop sends as fast as the server answers, which on a fast enough machine is
+# past one device's send limit: raised, as `make bench` does, so what is checked is the
+# generator's counting and not the server's abuse protection.
+@pytest.mark.settings(router={"sends_per_second": 100_000, "send_burst": 100_000})
 async def test_one_to_one_chat_delivers_every_message_once(
     loadgen: str, any_server: Server
 ) -> None:

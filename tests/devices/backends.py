@@ -74,6 +74,21 @@ _phone_numbers = itertools.count(100)
 
 @asynccontextmanager
 async def _embedded(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
+    async with _embedded_store(tmp_path, cached_users=0) as backend:
+        yield backend
+
+
+@asynccontextmanager
+async def _embedded_cached(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[Backend]:
+    """The embedded store as one server process opens it: device lists kept in memory."""
+    async with _embedded_store(tmp_path, cached_users=1000) as backend:
+        yield backend
+
+
+@asynccontextmanager
+async def _embedded_store(tmp_path: Path, *, cached_users: int) -> AsyncIterator[Backend]:
     db = await Database.open(tmp_path / "db.sqlite", migrations=MIGRATIONS, synchronous="NORMAL")
     accounts = SqliteAccountStore(db)
 
@@ -94,7 +109,8 @@ async def _embedded(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIter
         )
 
     try:
-        yield Backend(SqliteDeviceStore(db), SqliteKeyStore(db), seed)
+        devices = await SqliteDeviceStore.open(db, cached_users=cached_users)
+        yield Backend(devices, SqliteKeyStore(db), seed)
     finally:
         await db.close()
 
@@ -149,6 +165,7 @@ BackendFactory = Callable[[pytest.FixtureRequest, Path], AbstractAsyncContextMan
 
 ADAPTERS: dict[str, BackendFactory] = {
     "embedded": _embedded,
+    "embedded-cached": _embedded_cached,
     "scylla": _scylla,
 }
 

@@ -85,6 +85,26 @@ async def test_touch_records_last_seen_and_ignores_missing_devices(store: Device
     assert await store.list_devices("nobody") == []
 
 
+async def test_bulk_device_lists_follow_every_link_unlink_and_touch(backend: Backend) -> None:
+    """What a send checks its addressing against: read again after each change, the
+    lists show it at once (the cached adapter must forget what it kept)."""
+    store = backend.devices
+
+    async def listed() -> dict[str, list[tuple[int, float]]]:
+        lists = await store.list_devices_of([ALICE, BOB, ALICE])
+        return {u: [(d.device_id, d.last_seen_at) for d in ds] for u, ds in lists.items()}
+
+    assert await listed() == {ALICE: [(1, NOW)]}
+    laptop = await link_device(store)
+    assert await listed() == {ALICE: [(1, NOW), (laptop.device_id, NOW)]}
+    await store.touch(laptop, NOW + 60)
+    assert await listed() == {ALICE: [(1, NOW), (laptop.device_id, NOW + 60)]}
+    await backend.seed_account(BOB)
+    assert await listed() == {ALICE: [(1, NOW), (laptop.device_id, NOW + 60)], BOB: [(1, NOW)]}
+    assert await store.unlink(laptop)
+    assert await listed() == {ALICE: [(1, NOW)], BOB: [(1, NOW)]}
+
+
 # --- creating links -------------------------------------------------------------------------
 
 

@@ -62,6 +62,14 @@ class DevicesConfig:
         "group message is deleted for everyone",
         check=positive,
     )
+    device_list_cache_users: int = setting(
+        50_000,
+        "users whose device lists the embedded store keeps in memory until a write changes "
+        "them (every 1:1 message reads two, its receipt one); kept only with "
+        "server.processes=1, since other processes' writes would not reach it; 0 turns "
+        "this off",
+        check=lambda value: None if value >= 0 else "must be 0 or more",
+    )
     max_id_length: int = setting(
         128, "longest user, group or server message id a marker or deletion may name",
         check=positive,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from chatconnect.devices.device_cache import DeviceListCache
 from chatconnect.devices.domain.errors import (
     DeviceLimitReached,
     LinkAlreadyApproved,
@@ -51,8 +52,22 @@ def _link(row: Row) -> LinkRequest:
 class SqliteDeviceStore(DeviceStore):
     """Devices and pending links in the embedded database."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, cache: DeviceListCache | None = None) -> None:
+        """`cache`, if given, must hear of every change to the devices table
+        (`Database.watch`); `open` wires one up."""
         self._db = db
+        self._cache = cache
+
+    @classmethod
+    async def open(cls, db: Database, *, cached_users: int) -> SqliteDeviceStore:
+        """A store whose device lists of up to `cached_users` users stay in memory
+        until a write changes them (0: none). For one process only: other processes'
+        writes to the same file would not reach its cache."""
+        if cached_users == 0:
+            return cls(db)
+        cache = DeviceListCache(cached_users)
+        await db.watch("devices", "user_id", cache.changed)
+        return cls(db, cache)
 
     async def list_devices(self, user_id: str) -> list[DeviceRecord]:
         rows = await self._db.fetchall(
@@ -63,8 +78,26 @@ class SqliteDeviceStore(DeviceStore):
         return [_device(r) for r in rows]
 
     async def list_devices_of(self, user_ids: Sequence[str]) -> dict[str, list[DeviceRecord]]:
+        cache = self._cache
+        if cache is None:
+            return await self._read_devices_of(list(dict.fromkeys(user_ids)))
         found: dict[str, list[DeviceRecord]] = {}
-        unique = list(dict.fromkeys(user_ids))
+        missing: list[str] = []
+        for user_id in dict.fromkeys(user_ids):
+            kept = cache.get(user_id)
+            if kept is None:
+                missing.append(user_id)
+            else:
+                found[user_id] = kept
+        if missing:
+            read_at = cache.mark()
+            read = await self._read_devices_of(missing)
+            cache.keep(read, read_at=read_at)
+            found.update(read)
+        return found
+
+    async def _read_devices_of(self, unique: list[str]) -> dict[str, list[DeviceRecord]]:
+        found: dict[str, list[DeviceRecord]] = {}
         for start in range(0, len(unique), USERS_PER_READ):
             chunk = unique[start : start + USERS_PER_READ]
             rows = await self._db.fetchall(

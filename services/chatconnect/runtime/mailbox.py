@@ -26,13 +26,17 @@ class Mailbox(Generic[T]):
     `get_nowait`, `empty`, `full`, QueueFull, QueueEmpty) for the subset a single
     consumer needs."""
 
-    __slots__ = ("_capacity", "_items", "_putters", "_reader")
+    __slots__ = ("_capacity", "_items", "_loop", "_putters", "_reader")
 
     def __init__(self, capacity: int = 0) -> None:
         self._items: deque[T] | None = None
         self._capacity = capacity
         self._reader: asyncio.Future[None] | None = None
         self._putters: deque[asyncio.Future[None]] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        """Learnt at the first wait: looking the running loop up costs a getpid system
+        call on Python 3.11 (runtime/deadline.py), and a stream's reader waits for every
+        frame."""
 
     def __len__(self) -> int:
         return len(self._items) if self._items is not None else 0
@@ -58,7 +62,7 @@ class Mailbox(Generic[T]):
         while self.full():
             if self._putters is None:
                 self._putters = deque()
-            waiter = asyncio.get_running_loop().create_future()
+            waiter = self._running_loop().create_future()
             self._putters.append(waiter)
             try:
                 await waiter
@@ -87,12 +91,17 @@ class Mailbox(Generic[T]):
         while not self._items:
             if self._reader is not None:
                 raise RuntimeError("a Mailbox has one reader; another is already waiting")
-            self._reader = asyncio.get_running_loop().create_future()
+            self._reader = self._running_loop().create_future()
             try:
                 await self._reader
             finally:
                 self._reader = None
         return self.get_nowait()
+
+    def _running_loop(self) -> asyncio.AbstractEventLoop:
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+        return self._loop
 
     def _wake_putter(self) -> None:
         putters = self._putters

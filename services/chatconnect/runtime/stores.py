@@ -81,9 +81,13 @@ async def open_stores(settings: Settings, redis: aioredis.Redis | None) -> Async
     )
     try:
         messages = SqliteMessageStore(db)
+        single_process = settings.server.processes == 1
+        devices = await SqliteDeviceStore.open(
+            db, cached_users=settings.devices.device_list_cache_users if single_process else 0
+        )
         yield Stores(
             accounts=SqliteAccountStore(db),
-            devices=SqliteDeviceStore(db),
+            devices=devices,
             keys=SqliteKeyStore(db),
             messages=messages,
             read_markers=SqliteReadMarkerStore(db),

@@ -47,6 +47,7 @@ from cassandra.query import (
     dict_factory,
 )
 
+from chatconnect.runtime.deadline import within
 from chatconnect.runtime.errors import StoreUnavailable
 from chatconnect.runtime.telemetry import storage_call
 from chatconnect.storage.cql_config import ScyllaConfig
@@ -265,7 +266,7 @@ class CqlSession:
 
         future.add_callbacks(ok, failed)
         try:
-            return await asyncio.wait_for(done, self._timeout + 1.0)
+            return await within(loop, done, self._timeout + 1.0)
         except TimeoutError as exc:
             raise StoreUnavailable(f"ScyllaDB did not answer within {self._timeout}s") from exc
         except UNAVAILABLE as exc:

@@ -19,14 +19,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
+from chatconnect.runtime.deadline import within
 from chatconnect.runtime.errors import StoreUnavailable
 from chatconnect.runtime.telemetry import storage_call
-from chatconnect.storage.sqlite_thread import Savepoint, ThreadedConnection
+from chatconnect.storage.sqlite_thread import Savepoint, ThreadedConnection, changed_rows
+from chatconnect.storage.sqlite_watch import Listener, Watches
 
 Row = sqlite3.Row
 T = TypeVar("T")
@@ -39,12 +41,12 @@ class Database:
         self,
         writer: ThreadedConnection,
         reader: ThreadedConnection,
-        timeout: float,
+        loop: asyncio.AbstractEventLoop,
         max_group: int = 64,
     ) -> None:
         self._writer = writer
         self._reader = reader
-        self._timeout = timeout
+        self._loop = loop
         self._max_group = max_group
         self._write_lock = asyncio.Lock()
         self._queued = 0
@@ -53,6 +55,7 @@ class Database:
         """The open transaction's group, if a COMMIT is pending."""
         self._finishing: set[asyncio.Future[None]] = set()
         """COMMITs and rollbacks started by `_finish_holding_lock` that have not ended."""
+        self._watches = Watches()
 
     @classmethod
     async def open(
@@ -70,16 +73,20 @@ class Database:
         i + 1; applied versions are recorded in `schema_version`.
         """
         path.parent.mkdir(parents=True, exist_ok=True)
-        writer = await ThreadedConnection.open(path, "writer")
-        reader = await ThreadedConnection.open(path, "reader")
+        writer = await ThreadedConnection.open(path, "writer", timeout=timeout)
+        reader = await ThreadedConnection.open(path, "reader", timeout=timeout)
         for conn in (writer, reader):
             # First, so that switching to WAL waits for another process opening the same
-            # database (server.processes) instead of failing with "database is locked".
-            await conn.execute("PRAGMA busy_timeout=5000")
-            await conn.execute("PRAGMA journal_mode=WAL")
-            await conn.execute(f"PRAGMA synchronous={synchronous}")
-            await conn.execute("PRAGMA foreign_keys=ON")
-        database = cls(writer, reader, timeout, max_group)
+            # database (server.processes) instead of failing with "database is locked"
+            # (and unbounded by the store's timeout: as long as SQLite's busy wait).
+            for pragma in (
+                "busy_timeout=5000",
+                "journal_mode=WAL",
+                f"synchronous={synchronous}",
+                "foreign_keys=ON",
+            ):
+                await conn.call(changed_rows, f"PRAGMA {pragma}")
+        database = cls(writer, reader, asyncio.get_running_loop(), max_group)
         await database._migrate(migrations)
         return database
 
@@ -103,6 +110,12 @@ class Database:
                     await tx.execute(statement)
                 await tx.execute("INSERT INTO schema_version VALUES (?)", (version + 1,))
 
+    async def watch(self, table: str, key_column: str, listener: Listener) -> None:
+        """Tells `listener` the `key_column` values of the `table` rows this process's
+        writes change, once they are committed (storage/sqlite_watch.py)."""
+        if self._watches.add(table, listener):
+            await self._writer.call(self._watches.install, table, key_column)
+
     @asynccontextmanager
     async def write(self, operation: str) -> AsyncIterator[Transaction]:
         """A write transaction: durable (committed) when the block exits normally, rolled
@@ -116,7 +129,7 @@ class Database:
             handed_over = False
             try:
                 group = await self._join_group()
-                tx = Transaction(self._writer, self._timeout)
+                tx = Transaction(self._writer)
                 try:
                     yield tx
                 except BaseException as exc:
@@ -153,12 +166,12 @@ class Database:
         """The open transaction's group; begins a transaction if none is open. Holds the
         write lock."""
         if self._group is None:
-            group = _Group(asyncio.get_running_loop().create_future())
+            group = _Group(self._loop.create_future())
             # Set before BEGIN runs: a writer cancelled during BEGIN still leaves a group
             # whose rollback (in _undo_savepoint) ends the transaction.
             self._group = group
             try:
-                await _guard(self._writer.execute("BEGIN IMMEDIATE"), self._timeout)
+                await _translated(self._writer.execute("BEGIN IMMEDIATE"))
             except BaseException as exc:
                 self._group = None
                 await asyncio.shield(_rollback(self._writer))
@@ -188,13 +201,18 @@ class Database:
             return
         self._group = None
         try:
-            await asyncio.wait_for(self._writer.commit(), self._timeout)
+            await self._writer.commit()  # bounded by the connection's timeout
         except BaseException as exc:
             group.finish(StoreUnavailable(f"commit failed: {exc!r}"))
             if isinstance(exc, asyncio.CancelledError):
                 raise  # only the event loop shutting down cancels a finishing task
+            # Queued behind the COMMIT on the writer's thread: once the rollback is back,
+            # a COMMIT that ran out of time has ended too, committed or not, and the
+            # changes are told after whatever it did.
             await _rollback(self._writer)
+            self._watches.report()
             return
+        self._watches.report()
         group.finish(None)
 
     async def _abort(self, group: _Group, exc: BaseException) -> None:
@@ -209,7 +227,7 @@ class Database:
         lock and commits it itself, so a group never stays open."""
         while not group.done.done():
             try:
-                await asyncio.wait_for(asyncio.shield(group.done), _COMMIT_GRACE_SECONDS)
+                await within(self._loop, asyncio.shield(group.done), _COMMIT_GRACE_SECONDS)
             except TimeoutError:
                 await self._write_lock.acquire()
                 await self._finish_holding_lock(self._commit(group))
@@ -220,7 +238,7 @@ class Database:
     async def fetchall(self, operation: str, sql: str, params: Iterable[Any] = ()) -> list[Row]:
         """Runs a read query on the reader connection."""
         with storage_call("sqlite", operation):
-            rows: list[Row] = await _guard(self._reader.fetchall(sql, tuple(params)), self._timeout)
+            rows: list[Row] = await _translated(self._reader.fetchall(sql, tuple(params)))
             return rows
 
     async def fetchone(self, operation: str, sql: str, params: Iterable[Any] = ()) -> Row | None:
@@ -249,30 +267,25 @@ class _Group:
 class Transaction:
     """Statements inside one write transaction."""
 
-    def __init__(self, conn: ThreadedConnection, timeout: float) -> None:
+    def __init__(self, conn: ThreadedConnection) -> None:
         self._conn = conn
-        self._timeout = timeout
         self.savepoint = Savepoint("write")
         """Taken with the first statement; what a failed write rolls back to."""
 
     async def execute(self, sql: str, params: Iterable[Any] = ()) -> int:
         """Runs one statement; returns the number of rows it changed."""
-        changed: int = await _guard(
-            self._conn.execute(sql, tuple(params), self.savepoint), self._timeout
-        )
+        changed: int = await _translated(self._conn.execute(sql, tuple(params), self.savepoint))
         return changed
 
     async def executemany(self, sql: str, rows: Iterable[Iterable[Any]]) -> None:
         """Runs one statement for each parameter row."""
         params = [tuple(r) for r in rows]
         if params:
-            await _guard(self._conn.executemany(sql, params, self.savepoint), self._timeout)
+            await _translated(self._conn.executemany(sql, params, self.savepoint))
 
     async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[Row]:
         """Runs a query (or a statement with RETURNING) and returns every row."""
-        rows: list[Row] = await _guard(
-            self._conn.fetchall(sql, tuple(params), self.savepoint), self._timeout
-        )
+        rows: list[Row] = await _translated(self._conn.fetchall(sql, tuple(params), self.savepoint))
         return rows
 
     async def fetchone(self, sql: str, params: Iterable[Any] = ()) -> Row | None:
@@ -284,7 +297,7 @@ class Transaction:
         """Runs `body`, a synchronous transaction body, on the database's thread in one
         hop: for the hottest writes, where a hop per statement would hold the write lock
         for each round trip. `body` must not commit, roll back or touch savepoints."""
-        result: T = await _guard(self._conn.run(body, self.savepoint), self._timeout)
+        result: T = await _translated(self._conn.run(body, self.savepoint))
         return result
 
 
@@ -295,13 +308,12 @@ async def _rollback(conn: ThreadedConnection) -> None:
         await conn.rollback()
 
 
-async def _guard(awaitable: Any, timeout: float) -> Any:
-    # asyncio.timeout rather than wait_for, which wraps every statement in a task of its
-    # own (no difference beyond noise in the benchmark, but less work per statement).
+async def _translated(awaitable: Awaitable[T]) -> T:
+    """A call on a connection (each bounded by the store's timeout, see sqlite_thread.py),
+    its failures as StoreUnavailable."""
     try:
-        async with asyncio.timeout(timeout):
-            return await awaitable
+        return await awaitable
     except TimeoutError as exc:
-        raise StoreUnavailable(f"the embedded database did not answer within {timeout}s") from exc
+        raise StoreUnavailable(f"the embedded database did not answer: {exc}") from exc
     except sqlite3.OperationalError as exc:
         raise StoreUnavailable(f"the embedded database failed: {exc}") from exc

@@ -8,6 +8,10 @@ runs a whole step (the savepoint a transaction opens with, the statement, readin
 row count and closing its cursor) on the thread. aiosqlite, used before, took two hops
 per statement (execute, then close the cursor) and has no public way to run a function
 on its thread; the standard library's single-worker executor does exactly that.
+
+Statements and COMMIT are bounded by the store's timeout: one that has not come back by
+then raises TimeoutError (the thread may still finish it; one still queued never runs).
+Rolling back is not: it must run, after whatever the thread is stuck in.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
+
+from chatconnect.runtime.deadline import within
 
 T = TypeVar("T")
 
@@ -55,54 +61,70 @@ class Savepoint:
 class ThreadedConnection:
     """One sqlite3 connection and the one thread every call on it runs on."""
 
-    def __init__(self, conn: sqlite3.Connection, thread: ThreadPoolExecutor) -> None:
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        thread: ThreadPoolExecutor,
+        loop: asyncio.AbstractEventLoop,
+        timeout: float,
+    ) -> None:
         self._conn = conn
         self._thread = thread
+        self._loop = loop
+        self._timeout = timeout
 
     @classmethod
-    async def open(cls, path: Path, name: str) -> ThreadedConnection:
+    async def open(cls, path: Path, name: str, *, timeout: float) -> ThreadedConnection:
         """Opens the database at `path` in autocommit mode (transactions are explicit),
-        rows as `sqlite3.Row`. `name` names the thread, for profiles."""
+        rows as `sqlite3.Row`. `name` names the thread, for profiles; `timeout` bounds
+        statements and COMMIT."""
         thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"sqlite-{name}")
         loop = asyncio.get_running_loop()
         conn = await loop.run_in_executor(
             thread, partial(sqlite3.connect, path, isolation_level=None, check_same_thread=False)
         )
         conn.row_factory = sqlite3.Row
-        return cls(conn, thread)
+        return cls(conn, thread, loop, timeout)
 
     async def call(self, function: Callable[..., T], *args: Any) -> T:
-        """Runs `function(connection, *args)` on the connection's thread."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._thread, function, self._conn, *args)
+        """Runs `function(connection, *args)` on the connection's thread however long it
+        takes: for what must run even behind a stuck call (rolling back)."""
+        return await self._loop.run_in_executor(self._thread, function, self._conn, *args)
+
+    async def bounded_call(self, function: Callable[..., T], *args: Any) -> T:
+        """Runs `function(connection, *args)` on the connection's thread; TimeoutError
+        if it has not come back within the timeout (still queued by then, it never
+        runs)."""
+        future = self._loop.run_in_executor(self._thread, function, self._conn, *args)
+        return await within(self._loop, future, self._timeout)
 
     async def execute(
         self, sql: str, params: Params = (), savepoint: Savepoint | None = None
     ) -> int:
         """Runs one statement, taking `savepoint` first if not yet taken; returns the
         number of rows it changed."""
-        return await self.call(_execute, sql, params, savepoint)
+        return await self.bounded_call(_execute, sql, params, savepoint)
 
     async def executemany(
         self, sql: str, rows: Sequence[Params], savepoint: Savepoint | None = None
     ) -> None:
         """Runs one statement for each parameter row, taking `savepoint` first if not
         yet taken."""
-        await self.call(_executemany, sql, rows, savepoint)
+        await self.bounded_call(_executemany, sql, rows, savepoint)
 
     async def fetchall(
         self, sql: str, params: Params = (), savepoint: Savepoint | None = None
     ) -> list[sqlite3.Row]:
         """Runs a query, taking `savepoint` first if not yet taken; returns every row."""
-        return await self.call(_fetchall, sql, params, savepoint)
+        return await self.bounded_call(_fetchall, sql, params, savepoint)
 
     async def run(self, body: Callable[[sqlite3.Connection], T], savepoint: Savepoint) -> T:
         """Runs `body` on the connection's thread, taking `savepoint` first if not yet
         taken: a whole transaction body in one hop."""
-        return await self.call(_run, body, savepoint)
+        return await self.bounded_call(_run, body, savepoint)
 
     async def commit(self) -> None:
-        await self.call(sqlite3.Connection.commit)
+        await self.bounded_call(sqlite3.Connection.commit)
 
     async def rollback(self) -> None:
         await self.call(sqlite3.Connection.rollback)
