@@ -7,6 +7,7 @@ import contextlib
 import sqlite3
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -214,4 +215,169 @@ async def test_a_body_run_in_one_hop_commits_whole_or_is_rolled_back_alone(
             m for n in range(0, 200, 10) if n % 20 != 0 for m in (n, n + 1)
         ]
     finally:
+        await db.close()
+
+
+async def test_batched_bodies_commit_together_and_each_fails_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`run_write` bodies that wait together run as one batch on SQLite's thread, in one
+    transaction: far fewer hops than bodies, yet every body that succeeded is committed
+    when its call returns (the reader sees it), and one that failed half-way left none of
+    its rows and touched nobody else's."""
+    db = await Database.open(tmp_path / "db.sqlite", migrations=SCHEMA, synchronous="FULL")
+    hops = 0
+    real_call = db._writer.bounded_call
+
+    async def counting_call(*args: Any) -> Any:
+        nonlocal hops
+        hops += 1
+        return await real_call(*args)
+
+    monkeypatch.setattr(db._writer, "bounded_call", counting_call)
+
+    async def write_and_read(n: int) -> tuple[int, int]:
+        changed = await db.run_write("pair", partial(_insert_pair_then, n, n % 20 == 0))
+        rows = await db.fetchall("read", "SELECT n FROM items WHERE n IN (?, ?)", (n, n + 1))
+        return changed, len(rows)
+
+    try:
+        results = await asyncio.gather(
+            *(write_and_read(n) for n in range(0, 2000, 10)), return_exceptions=True
+        )
+        assert [type(r) for r in results] == [
+            ValueError if n % 20 == 0 else tuple for n in range(0, 2000, 10)
+        ]
+        assert all(r == (2, 2) for r in results if isinstance(r, tuple))
+        rows = await db.fetchall("all", "SELECT n FROM items ORDER BY n")
+        assert [r["n"] for r in rows] == [
+            m for n in range(0, 2000, 10) if n % 20 != 0 for m in (n, n + 1)
+        ]
+        assert hops < 20, f"{hops} hops to the writer's thread for 200 bodies: not batched"
+    finally:
+        await db.close()
+
+
+async def test_a_batched_body_that_sqlite_rejects_fails_as_store_unavailable(
+    tmp_path: Path,
+) -> None:
+    db = await Database.open(tmp_path / "db.sqlite", migrations=SCHEMA, synchronous="NORMAL")
+    try:
+        results = await asyncio.gather(
+            db.run_write("good", partial(changed_rows, sql="INSERT INTO items VALUES (1)")),
+            db.run_write("bad", partial(changed_rows, sql="INSERT INTO no_such_table VALUES (2)")),
+            db.run_write("good", partial(changed_rows, sql="INSERT INTO items VALUES (3)")),
+            return_exceptions=True,
+        )
+        assert results[0] == 1 and results[2] == 1
+        assert isinstance(results[1], StoreUnavailable)
+        assert "no_such_table" in str(results[1])
+        rows = await db.fetchall("all", "SELECT n FROM items ORDER BY n")
+        assert [r["n"] for r in rows] == [1, 3]
+    finally:
+        await db.close()
+
+
+async def test_a_body_whose_caller_left_before_its_batch_never_runs(tmp_path: Path) -> None:
+    """A client hanging up while its body waits for the next batch: the body is dropped,
+    the others in that batch are committed."""
+    db = await Database.open(tmp_path / "db.sqlite", migrations=SCHEMA, synchronous="NORMAL")
+    holding = asyncio.Event()
+    release = asyncio.Event()
+
+    async def hold_the_write_lock() -> None:
+        async with db.write("hold") as tx:
+            await tx.execute("INSERT INTO items VALUES (0)")
+            holding.set()
+            await release.wait()
+
+    try:
+        holder = asyncio.create_task(hold_the_write_lock())
+        await holding.wait()
+        waiting = [
+            asyncio.create_task(
+                db.run_write("insert", partial(changed_rows, sql=f"INSERT INTO items VALUES ({n})"))
+            )
+            for n in range(1, 11)
+        ]
+        await asyncio.sleep(0.05)  # every body is queued behind the lock by now
+        for task in waiting[::2]:
+            task.cancel()
+        release.set()
+        await holder
+        results = await asyncio.gather(*waiting, return_exceptions=True)
+        assert [isinstance(r, asyncio.CancelledError) for r in results] == [
+            n % 2 == 1 for n in range(1, 11)
+        ]
+        rows = await db.fetchall("all", "SELECT n FROM items ORDER BY n")
+        assert [r["n"] for r in rows] == [0, 2, 4, 6, 8, 10]
+    finally:
+        await db.close()
+
+
+async def test_a_batch_joins_the_group_a_writer_left_open_for_the_writer_behind_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A `write` caller with another queued behind it leaves its group's COMMIT to them;
+    a batch queued between the two runs in that same transaction, and the one COMMIT the
+    last writer runs makes all three durable."""
+    db = await Database.open(tmp_path / "db.sqlite", migrations=SCHEMA, synchronous="FULL")
+    commits = 0
+    real_commit = db._writer.commit
+
+    async def counting_commit() -> None:
+        nonlocal commits
+        commits += 1
+        await real_commit()
+
+    monkeypatch.setattr(db._writer, "commit", counting_commit)
+    holding = asyncio.Event()
+    release = asyncio.Event()
+
+    async def first_writer() -> None:
+        async with db.write("first") as tx:
+            await tx.execute("INSERT INTO items VALUES (1)")
+            holding.set()
+            await release.wait()
+
+    try:
+        first = asyncio.create_task(first_writer())
+        await holding.wait()
+        batched = asyncio.create_task(
+            db.run_write("batched", partial(changed_rows, sql="INSERT INTO items VALUES (2)"))
+        )
+        await asyncio.sleep(0.01)  # the batch waits for the lock first
+        last = asyncio.create_task(_insert(db, 3))
+        await asyncio.sleep(0.01)
+        release.set()
+        await asyncio.gather(first, batched, last)
+        assert batched.result() == 1
+        assert commits == 1
+        assert await _count(db) == 3
+    finally:
+        await db.close()
+
+
+async def test_a_batch_stuck_behind_a_lock_fails_after_the_timeout_and_is_not_committed_later(
+    tmp_path: Path,
+) -> None:
+    """A batch whose BEGIN waits for another program's lock past the store's timeout fails
+    with StoreUnavailable; when the lock goes, that batch is rolled back rather than
+    committed behind its callers' backs, and the next batch works."""
+    path = tmp_path / "db.sqlite"
+    db = await Database.open(path, migrations=SCHEMA, synchronous="NORMAL", timeout=0.3)
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        with pytest.raises(StoreUnavailable):
+            await db.run_write("insert", partial(changed_rows, sql="INSERT INTO items VALUES (1)"))
+        other.execute("ROLLBACK")
+        assert (
+            await db.run_write("insert", partial(changed_rows, sql="INSERT INTO items VALUES (2)"))
+            == 1
+        )
+        rows = await db.fetchall("all", "SELECT n FROM items ORDER BY n")
+        assert [r["n"] for r in rows] == [2]
+    finally:
+        other.close()
         await db.close()

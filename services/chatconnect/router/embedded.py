@@ -24,7 +24,7 @@ from chatconnect.router.records import (
     send_row,
 )
 from chatconnect.storage.sqlite import Database, Transaction
-from chatconnect.storage.sqlite_thread import changed_rows, first_row
+from chatconnect.storage.sqlite_thread import all_rows, changed_rows, first_row
 
 
 class SqliteMessageStore(MessageStore, ExpirySweeper):
@@ -45,8 +45,7 @@ class SqliteMessageStore(MessageStore, ExpirySweeper):
         return SendResult(client_message_id, row["server_message_id"], row["server_time"], True)
 
     async def commit(self, send: PendingSend) -> tuple[SendResult, list[Delivery]]:
-        async with self._db.write("commit_send") as tx:
-            return await tx.run(partial(_commit_send, send))
+        return await self._db.run_write("commit_send", partial(_commit_send, send))
 
     async def read(
         self, device: DeviceAddress, *, after_sequence: int, limit: int, now: float
@@ -74,32 +73,7 @@ class SqliteMessageStore(MessageStore, ExpirySweeper):
         return items[:limit]
 
     async def acknowledge(self, device: DeviceAddress, ids: Sequence[str]) -> list[Acknowledged]:
-        gap_ids = [g for g in map(parse_gap_id, ids) if g is not None]
-        message_ids = [i for i in ids if not i.startswith("gap:")]
-        removed: list[Acknowledged] = []
-        async with self._db.write("acknowledge") as tx:
-            if message_ids:
-                marks = ",".join("?" * len(message_ids))
-                rows = await tx.fetchall(
-                    f"DELETE FROM inbox WHERE user_id = ? AND device_id = ? AND "
-                    f"server_message_id IN ({marks}) RETURNING {ACKNOWLEDGED_COLUMNS}",
-                    (device.user_id, device.device_id, *message_ids),
-                )
-                removed = sorted(map(acknowledged_from_row, rows), key=lambda a: a.sequence)
-            for first, last in gap_ids:
-                key = (device.user_id, device.device_id, first)
-                await tx.execute(
-                    "DELETE FROM inbox_gaps WHERE user_id = ? AND device_id = ? AND "
-                    "first_sequence = ? AND last_sequence <= ?",
-                    (*key, last),
-                )
-                # A gap that grew after the device saw it keeps its unseen tail.
-                await tx.execute(
-                    "UPDATE inbox_gaps SET first_sequence = ? WHERE user_id = ? AND "
-                    "device_id = ? AND first_sequence = ? AND last_sequence > ?",
-                    (last + 1, *key, last),
-                )
-        return removed
+        return await self._db.run_write("acknowledge", partial(_acknowledge, device, ids))
 
     async def sweep(self, now: float, *, limit: int) -> int:
         expired = await self._expire(now, device=None, limit=limit)
@@ -178,6 +152,41 @@ def _commit_send(send: PendingSend, conn: sqlite3.Connection) -> tuple[SendResul
     insert_send_origin(conn, send)
     committed = [_append(conn, d) for d in send.deliveries]
     return SendResult(send.client_message_id, send.server_message_id, send.server_time), committed
+
+
+def _acknowledge(
+    device: DeviceAddress, ids: Sequence[str], conn: sqlite3.Connection
+) -> list[Acknowledged]:
+    """Removes the acknowledged messages and gaps from the device's inbox; returns the
+    messages removed, in sequence order."""
+    gap_ids = [g for g in map(parse_gap_id, ids) if g is not None]
+    message_ids = [i for i in ids if not i.startswith("gap:")]
+    removed: list[Acknowledged] = []
+    if message_ids:
+        marks = ",".join("?" * len(message_ids))
+        rows = all_rows(
+            conn,
+            f"DELETE FROM inbox WHERE user_id = ? AND device_id = ? AND "
+            f"server_message_id IN ({marks}) RETURNING {ACKNOWLEDGED_COLUMNS}",
+            (device.user_id, device.device_id, *message_ids),
+        )
+        removed = sorted(map(acknowledged_from_row, rows), key=lambda a: a.sequence)
+    for first, last in gap_ids:
+        key = (device.user_id, device.device_id, first)
+        changed_rows(
+            conn,
+            "DELETE FROM inbox_gaps WHERE user_id = ? AND device_id = ? AND "
+            "first_sequence = ? AND last_sequence <= ?",
+            (*key, last),
+        )
+        # A gap that grew after the device saw it keeps its unseen tail.
+        changed_rows(
+            conn,
+            "UPDATE inbox_gaps SET first_sequence = ? WHERE user_id = ? AND "
+            "device_id = ? AND first_sequence = ? AND last_sequence > ?",
+            (last + 1, *key, last),
+        )
+    return removed
 
 
 def _append(conn: sqlite3.Connection, delivery: Delivery) -> Delivery:

@@ -96,7 +96,8 @@ class ServerConfig:
     )
     sqlite_group_commit_max: int = setting(
         64,
-        "write transactions one SQLite COMMIT (one fsync) may cover while writers are queued",
+        "write transactions one SQLite COMMIT (one fsync) may cover while writers are queued; "
+        "also the most sends and acknowledgements run as one batch",
         check=positive,
     )
     store_timeout_seconds: float = setting(

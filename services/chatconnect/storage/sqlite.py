@@ -12,6 +12,14 @@ cost of a durable write) waits for them, up to `max_group` transactions; then on
 makes the whole group durable. `write` returns only after the COMMIT that covers it, so an
 acknowledged write is as durable as before, and a failed body is rolled back to its
 savepoint without touching the rest of the group.
+
+The hottest writes (a send, an acknowledgement) are synchronous bodies handed to
+`run_write`. Those that arrive while one batch of them is on the writer's thread wait
+together and then run as the next batch: each in its own savepoint, all in one hop, in
+one transaction of the group. Writers that each held the write lock across their own hop
+were bound by the event loop's latency rather than by SQLite: with thousands of
+transactions a second on a busy loop, each hop's answer waited its turn among the
+loop's callbacks while the next writer waited for the lock (docs/hot-path.md).
 """
 
 from __future__ import annotations
@@ -19,8 +27,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Sequence
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -53,9 +63,13 @@ class Database:
         """Writers waiting for the lock: while there are any, the COMMIT waits for them."""
         self._group: _Group | None = None
         """The open transaction's group, if a COMMIT is pending."""
-        self._finishing: set[asyncio.Future[None]] = set()
+        self._finishing: set[asyncio.Future[Any]] = set()
         """COMMITs and rollbacks started by `_finish_holding_lock` that have not ended."""
         self._watches = Watches()
+        self._bodies: list[_QueuedBody] = []
+        """`run_write` bodies waiting for the next batch."""
+        self._batches: asyncio.Future[None] | None = None
+        """The task running batches of bodies, while there are any."""
 
     @classmethod
     async def open(
@@ -91,7 +105,9 @@ class Database:
         return database
 
     async def close(self) -> None:
-        """Closes both connections."""
+        """Closes both connections, once the queued `run_write` bodies have run."""
+        if self._batches is not None:
+            await self._batches
         await self._reader.close()
         await self._writer.close()
 
@@ -121,33 +137,130 @@ class Database:
         """A write transaction: durable (committed) when the block exits normally, rolled
         back on any exception."""
         with storage_call("sqlite", operation):
-            self._queued += 1
-            try:
-                await self._write_lock.acquire()
-            finally:
-                self._queued -= 1
-            handed_over = False
-            try:
-                group = await self._join_group()
-                tx = Transaction(self._writer)
-                try:
-                    yield tx
-                except BaseException as exc:
-                    handed_over = True
-                    await self._finish_holding_lock(self._undo_savepoint(group, tx.savepoint))
-                    if isinstance(exc, TimeoutError | sqlite3.OperationalError):
-                        raise StoreUnavailable(f"write failed: {exc}") from exc
-                    raise
-                group.members += 1
-                if self._queued == 0 or group.members >= self._max_group:
-                    handed_over = True
-                    await self._finish_holding_lock(self._commit(group))
-            finally:
-                if not handed_over:
-                    self._write_lock.release()
-            await self._until_committed(group)
+            async with self._transaction() as tx:
+                yield tx
 
-    async def _finish_holding_lock(self, work: Coroutine[Any, Any, None]) -> None:
+    async def run_write(self, operation: str, body: Callable[[sqlite3.Connection], T]) -> T:
+        """Runs `body`, a synchronous transaction body, on the writer's thread, batched
+        with the other bodies waiting (see the module's doc); returns its result once the
+        COMMIT covering it is done. A body that raises is rolled back alone, and its
+        exception raised here. `body` must not commit, roll back or touch savepoints.
+
+        A caller cancelled before its batch starts is dropped and its body never runs;
+        one cancelled later may still be committed, as with `write`."""
+        with storage_call("sqlite", operation):
+            queued = _QueuedBody(body, self._loop.create_future())
+            self._bodies.append(queued)
+            if self._batches is None:
+                self._batches = asyncio.ensure_future(self._run_batches())
+            outcome = await queued.outcome
+            if isinstance(outcome, _Failed):
+                if isinstance(outcome.error, sqlite3.OperationalError):
+                    raise StoreUnavailable(f"write failed: {outcome.error}") from outcome.error
+                raise outcome.error
+            result: T = outcome
+            return result
+
+    async def _run_batches(self) -> None:
+        """Runs the queued bodies, a batch at a time, until none is left."""
+        try:
+            while self._bodies:
+                await self._write_lock.acquire()
+                # Taken only now, so that a caller gone while its body waited is dropped.
+                batch = [q for q in self._bodies[: self._max_group] if not q.outcome.done()]
+                del self._bodies[: self._max_group]
+                if not batch:
+                    self._write_lock.release()
+                    continue
+                try:
+                    outcomes = await self._run_batch([q.body for q in batch])
+                except asyncio.CancelledError:
+                    # Only the event loop shutting down cancels this task.
+                    for queued in batch:
+                        queued.settle(_Failed(StoreUnavailable("the server is stopping")))
+                    raise
+                except BaseException as exc:
+                    for queued in batch:
+                        queued.settle(_Failed(exc))
+                    continue
+                for queued, outcome in zip(batch, outcomes, strict=True):
+                    queued.settle(outcome)
+        finally:
+            self._batches = None
+            for queued in self._bodies:
+                queued.settle(_Failed(StoreUnavailable("the server is stopping")))
+            self._bodies.clear()
+
+    async def _run_batch(self, bodies: list[Callable[[sqlite3.Connection], Any]]) -> list[Any]:
+        """Runs one batch of bodies; returns each one's result or `_Failed`.
+
+        Normally the batch is a transaction of its own, begun, run and committed in one
+        hop: the event loop's latency is paid once per batch, and the writer's thread
+        starts on it while the loop still wakes the callers of the batch before. If
+        `write` callers left their group open for the writers queued behind them, the
+        batch joins that group instead.
+
+        Holds the write lock, and releases it. Not counted among the queued writers: a
+        `write` caller ahead of the batch commits its group rather than wait for it."""
+        if self._group is not None:
+            async with self._in_group() as tx:
+                return await tx.run(partial(_each_in_savepoint, bodies))
+        return await self._finish_holding_lock(self._batch_transaction(bodies))
+
+    async def _batch_transaction(
+        self, bodies: list[Callable[[sqlite3.Connection], Any]]
+    ) -> list[Any]:
+        """The batch in a transaction of its own. Holds the write lock."""
+        abandoned = threading.Event()
+        try:
+            return await _translated(self._writer.bounded_call(_own_transaction, bodies, abandoned))
+        except BaseException:
+            abandoned.set()  # its callers are told it failed: it must not commit now
+            # Queued behind the batch on the writer's thread: once the rollback is back,
+            # a batch that ran out of time has ended too, and its changes are told after
+            # whatever it did.
+            await _rollback(self._writer)
+            raise
+        finally:
+            self._watches.report()
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[Transaction]:
+        """One writer's transaction in the open group: see `write`."""
+        self._queued += 1
+        try:
+            await self._write_lock.acquire()
+        finally:
+            self._queued -= 1
+        async with self._in_group() as tx:
+            yield tx
+
+    @asynccontextmanager
+    async def _in_group(self) -> AsyncIterator[Transaction]:
+        """A transaction in the open group (begun if none is): holds the write lock, and
+        releases it or hands it to the COMMIT, which releases it when done."""
+        handed_over = False
+        try:
+            group = await self._join_group()
+            tx = Transaction(self._writer)
+            try:
+                yield tx
+            except BaseException as exc:
+                handed_over = True
+                await self._finish_holding_lock(self._undo_savepoint(group, tx.savepoint))
+                if isinstance(exc, TimeoutError | sqlite3.OperationalError):
+                    raise StoreUnavailable(f"write failed: {exc}") from exc
+                raise
+            group.members += 1
+            if self._queued == 0 or group.members >= self._max_group:
+                handed_over = True
+                await self._finish_holding_lock(self._commit(group))
+        finally:
+            if not handed_over:
+                self._write_lock.release()
+        await self._until_committed(group)
+
+    async def _finish_holding_lock(self, work: Coroutine[Any, Any, T]) -> T:
         """Runs `work` (a COMMIT or a rollback the caller starts while holding the write
         lock) to its end even if the caller is cancelled meanwhile, and releases the lock
         when it ends. A COMMIT is shared by a whole group: one member's client hanging up
@@ -155,12 +268,12 @@ class Database:
         task = asyncio.ensure_future(work)
         self._finishing.add(task)  # the loop keeps only weak references to tasks
 
-        def ended(_: asyncio.Future[None]) -> None:
+        def ended(_: asyncio.Future[T]) -> None:
             self._finishing.discard(task)
             self._write_lock.release()
 
         task.add_done_callback(ended)
-        await asyncio.shield(task)
+        return await asyncio.shield(task)
 
     async def _join_group(self) -> _Group:
         """The open transaction's group; begins a transaction if none is open. Holds the
@@ -250,6 +363,69 @@ class Database:
 _COMMIT_GRACE_SECONDS = 0.05
 """How long a writer waits for the writers behind it to commit its group before it
 commits the group itself."""
+
+
+class _Failed:
+    """A body's exception, or its whole batch's, carried back to its caller."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+class _QueuedBody:
+    """A `run_write` body and the future its caller waits on."""
+
+    __slots__ = ("body", "outcome")
+
+    def __init__(
+        self, body: Callable[[sqlite3.Connection], Any], outcome: asyncio.Future[Any]
+    ) -> None:
+        self.body = body
+        self.outcome = outcome
+
+    def settle(self, outcome: Any) -> None:
+        if not self.outcome.done():  # the caller may have been cancelled meanwhile
+            self.outcome.set_result(outcome)
+
+
+def _own_transaction(
+    conn: sqlite3.Connection,
+    bodies: Sequence[Callable[[sqlite3.Connection], Any]],
+    abandoned: threading.Event,
+) -> list[Any]:
+    """Begins a transaction, runs the bodies in it and commits it, on the writer's
+    thread; rolls it back if any of that fails, or if the loop gave up on it meanwhile
+    (the store's timeout, while BEGIN waited for another program's lock)."""
+    conn.execute("BEGIN IMMEDIATE").close()
+    try:
+        outcomes = _each_in_savepoint(bodies, conn)
+        if abandoned.is_set():
+            raise TimeoutError("the batch was abandoned before its COMMIT")
+        conn.commit()
+    except BaseException:
+        with contextlib.suppress(sqlite3.Error):
+            conn.rollback()
+        raise
+    return outcomes
+
+
+def _each_in_savepoint(
+    bodies: Sequence[Callable[[sqlite3.Connection], Any]], conn: sqlite3.Connection
+) -> list[Any]:
+    """Runs each body in a savepoint of its own, on the writer's thread; a body that
+    raises is rolled back to its savepoint and its outcome is the exception. If even that
+    rollback fails (SQLite ended the transaction itself), the whole batch fails."""
+    outcomes: list[Any] = []
+    for body in bodies:
+        conn.execute("SAVEPOINT body").close()
+        try:
+            outcomes.append(body(conn))
+        except Exception as exc:  # carried to the body's caller
+            conn.execute("ROLLBACK TO body").close()
+            outcomes.append(_Failed(exc))
+    return outcomes
 
 
 class _Group:
