@@ -181,6 +181,53 @@ async def test_concurrent_retries_of_one_send_store_it_once(server: Server, clie
         await b.receive(timeout=0.3)
 
 
+async def test_a_retry_is_answered_as_made_after_the_recipients_devices_changed(
+    any_server: Server,
+) -> None:
+    """The answer to the first attempt was lost, and Bob linked a laptop before the retry:
+    the retry is the same message, already stored for the phone, not a stale device
+    list."""
+    server = any_server
+    alice, bob = await server.register(), await server.register()
+    message = _outgoing(bob.user_id, [(bob.user_id, 1, bob.keys.registration_id)], "lost-answer")
+    async with server.channel() as channel:
+        stub = router_grpc.RouterServiceStub(channel)
+        request = router_pb.SendMessageRequest(message=message)
+        first = await stub.SendMessage(request, metadata=alice.metadata())
+        await server.link(bob)
+        again = await stub.SendMessage(request, metadata=alice.metadata())
+        assert again.result.duplicate
+        assert again.result.server_message_id == first.result.server_message_id
+        fresh = _outgoing(bob.user_id, [(bob.user_id, 1, bob.keys.registration_id)], "new")
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await stub.SendMessage(
+                router_pb.SendMessageRequest(message=fresh), metadata=alice.metadata()
+            )
+        assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+
+@pytest.mark.settings(router={"sends_per_second": 0.01, "send_burst": 1})
+async def test_a_retry_is_answered_as_made_when_the_sender_is_over_its_rate(
+    any_server: Server,
+) -> None:
+    server = any_server
+    alice, bob = await server.register(), await server.register()
+    message = _outgoing(bob.user_id, [(bob.user_id, 1, bob.keys.registration_id)], "once")
+    async with server.channel() as channel:
+        stub = router_grpc.RouterServiceStub(channel)
+        request = router_pb.SendMessageRequest(message=message)
+        first = await stub.SendMessage(request, metadata=alice.metadata())
+        again = await stub.SendMessage(request, metadata=alice.metadata())
+        assert again.result.duplicate
+        assert again.result.server_message_id == first.result.server_message_id
+        fresh = _outgoing(bob.user_id, [(bob.user_id, 1, bob.keys.registration_id)], "twice")
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await stub.SendMessage(
+                router_pb.SendMessageRequest(message=fresh), metadata=alice.metadata()
+            )
+        assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
 async def test_resend_after_reconnect_is_deduplicated(server: Server, clients) -> None:
     alice, bob = await server.register(), await server.register()
     a, b = await clients(alice), await clients(bob)

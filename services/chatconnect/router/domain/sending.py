@@ -124,21 +124,24 @@ class SendService:
         # Before anything touches the store: a sender routing by an old shard map must
         # re-route, not write into a region that may no longer own the shard.
         await self._fence.check(message.shard_epoch)
-        previous = await self._store.find_send(sender, message.client_message_id)
-        if previous is not None:
-            if message.destination.group_id:
-                return await self._groups.complete(sender, message, previous)
-            return previous
-        decision = await self._limiter.acquire(
-            f"send:{sender}",
-            rate_per_second=self._config.sends_per_second,
-            burst=self._config.send_burst,
-        )
-        if not decision.allowed:
-            raise RateLimited("device", decision.retry_after_seconds)
         if message.destination.group_id:
+            previous = await self._store.find_send(sender, message.client_message_id)
+            if previous is not None:
+                return await self._groups.complete(sender, message, previous)
+            await self._admit(sender)
             return await self._groups.send(sender, message, new_server_message_id())
-        await self._check_devices(sender, message)
+        # A retried 1:1 send is found by the commit itself, which claims the client
+        # message id, so the store is read first only when this send would be refused: a
+        # retry of one already made is answered as made, even once the sender is over
+        # its rate or the recipient's devices have changed.
+        try:
+            await self._admit(sender)
+            await self._check_devices(sender, message)
+        except (RateLimited, UserNotFound, DeviceListMismatchError):
+            previous = await self._store.find_send(sender, message.client_message_id)
+            if previous is not None:
+                return previous
+            raise
         now = self._clock()
         server_message_id = new_server_message_id()
         expire_time = now + self._config.retention_seconds
@@ -162,6 +165,16 @@ class SendService:
                 sender, message.client_message_id, server_message_id, now, expire_time, deliveries
             )
         )
+
+    async def _admit(self, sender: DeviceAddress) -> None:
+        """Takes one of the sender's send tokens; RateLimited if there is none."""
+        decision = await self._limiter.acquire(
+            f"send:{sender}",
+            rate_per_second=self._config.sends_per_second,
+            burst=self._config.send_burst,
+        )
+        if not decision.allowed:
+            raise RateLimited("device", decision.retry_after_seconds)
 
     async def _check_devices(self, sender: DeviceAddress, message: OutgoingMessage) -> None:
         recipient = message.destination.user_id
