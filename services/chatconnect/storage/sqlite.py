@@ -471,8 +471,9 @@ class Transaction:
 
     async def run(self, body: Callable[[sqlite3.Connection], T]) -> T:
         """Runs `body`, a synchronous transaction body, on the database's thread in one
-        hop: for the hottest writes, where a hop per statement would hold the write lock
-        for each round trip. `body` must not commit, roll back or touch savepoints."""
+        hop, where a hop per statement would hold the write lock for each round trip
+        (a batch of `run_write` bodies joining an open group). `body` must not commit,
+        roll back or touch savepoints."""
         result: T = await _translated(self._conn.run(body, self.savepoint))
         return result
 
