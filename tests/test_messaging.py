@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Awaitable, Callable
 
 import grpc
 import pytest
 
-from chatconnect.client import ChatError
+from chatconnect.client import Account, ChatError
 from chatconnect.common.v1 import common_pb2
 from chatconnect.errordetails.v1 import errordetails_pb2
 from chatconnect.router.v1 import router_pb2
@@ -181,51 +182,47 @@ async def test_concurrent_retries_of_one_send_store_it_once(server: Server, clie
         await b.receive(timeout=0.3)
 
 
+async def _retry_after(
+    server: Server, change: Callable[[Account], Awaitable[object]]
+) -> grpc.StatusCode:
+    """Alice sends to Bob, `change(bob)` runs, and Alice retries the same message: the
+    retry must be answered with the first attempt's result. Returns the status a new
+    message to Bob gets after that."""
+    alice, bob = await server.register(), await server.register()
+    to_bob_phone = [(bob.user_id, 1, bob.keys.registration_id)]
+    async with server.channel() as channel:
+        stub = router_grpc.RouterServiceStub(channel)
+        request = router_pb.SendMessageRequest(message=_outgoing(bob.user_id, to_bob_phone, "a"))
+        first = await stub.SendMessage(request, metadata=alice.metadata())
+        await change(bob)
+        again = await stub.SendMessage(request, metadata=alice.metadata())
+        assert again.result.duplicate
+        assert again.result.server_message_id == first.result.server_message_id
+        fresh = router_pb.SendMessageRequest(message=_outgoing(bob.user_id, to_bob_phone, "b"))
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await stub.SendMessage(fresh, metadata=alice.metadata())
+        return refused.value.code()
+
+
 async def test_a_retry_is_answered_as_made_after_the_recipients_devices_changed(
     any_server: Server,
 ) -> None:
     """The answer to the first attempt was lost, and Bob linked a laptop before the retry:
     the retry is the same message, already stored for the phone, not a stale device
     list."""
-    server = any_server
-    alice, bob = await server.register(), await server.register()
-    message = _outgoing(bob.user_id, [(bob.user_id, 1, bob.keys.registration_id)], "lost-answer")
-    async with server.channel() as channel:
-        stub = router_grpc.RouterServiceStub(channel)
-        request = router_pb.SendMessageRequest(message=message)
-        first = await stub.SendMessage(request, metadata=alice.metadata())
-        await server.link(bob)
-        again = await stub.SendMessage(request, metadata=alice.metadata())
-        assert again.result.duplicate
-        assert again.result.server_message_id == first.result.server_message_id
-        fresh = _outgoing(bob.user_id, [(bob.user_id, 1, bob.keys.registration_id)], "new")
-        with pytest.raises(grpc.aio.AioRpcError) as refused:
-            await stub.SendMessage(
-                router_pb.SendMessageRequest(message=fresh), metadata=alice.metadata()
-            )
-        assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    refused = await _retry_after(any_server, any_server.link)
+    assert refused == grpc.StatusCode.FAILED_PRECONDITION
 
 
 @pytest.mark.settings(router={"sends_per_second": 0.01, "send_burst": 1})
 async def test_a_retry_is_answered_as_made_when_the_sender_is_over_its_rate(
     any_server: Server,
 ) -> None:
-    server = any_server
-    alice, bob = await server.register(), await server.register()
-    message = _outgoing(bob.user_id, [(bob.user_id, 1, bob.keys.registration_id)], "once")
-    async with server.channel() as channel:
-        stub = router_grpc.RouterServiceStub(channel)
-        request = router_pb.SendMessageRequest(message=message)
-        first = await stub.SendMessage(request, metadata=alice.metadata())
-        again = await stub.SendMessage(request, metadata=alice.metadata())
-        assert again.result.duplicate
-        assert again.result.server_message_id == first.result.server_message_id
-        fresh = _outgoing(bob.user_id, [(bob.user_id, 1, bob.keys.registration_id)], "twice")
-        with pytest.raises(grpc.aio.AioRpcError) as refused:
-            await stub.SendMessage(
-                router_pb.SendMessageRequest(message=fresh), metadata=alice.metadata()
-            )
-        assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    async def nothing(_: Account) -> None:
+        return None
+
+    refused = await _retry_after(any_server, nothing)
+    assert refused == grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
 async def test_resend_after_reconnect_is_deduplicated(server: Server, clients) -> None:

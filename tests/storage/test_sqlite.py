@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
+from collections.abc import Callable, Coroutine
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -47,12 +48,8 @@ async def _count(db: Database) -> int:
     return int(rows[0]["n"])
 
 
-async def test_concurrent_writes_share_commits_and_each_is_visible_when_it_returns(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Group commit: queued writers share one COMMIT, yet every write, once it returns, is
-    committed (the separate reader connection sees it)."""
-    db = await Database.open(tmp_path / "db.sqlite", migrations=SCHEMA, synchronous="FULL")
+def _count_commits(db: Database, monkeypatch: pytest.MonkeyPatch) -> Callable[[], int]:
+    """Counts the COMMITs on the writer connection from now on; call the result to read."""
     commits = 0
     real_commit = db._writer.commit
 
@@ -62,6 +59,16 @@ async def test_concurrent_writes_share_commits_and_each_is_visible_when_it_retur
         await real_commit()
 
     monkeypatch.setattr(db._writer, "commit", counting_commit)
+    return lambda: commits
+
+
+async def test_concurrent_writes_share_commits_and_each_is_visible_when_it_returns(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Group commit: queued writers share one COMMIT, yet every write, once it returns, is
+    committed (the separate reader connection sees it)."""
+    db = await Database.open(tmp_path / "db.sqlite", migrations=SCHEMA, synchronous="FULL")
+    commits = _count_commits(db, monkeypatch)
     seen_by_reader: list[bool] = []
 
     async def insert_and_read(n: int) -> None:
@@ -73,7 +80,7 @@ async def test_concurrent_writes_share_commits_and_each_is_visible_when_it_retur
         await asyncio.gather(*(insert_and_read(n) for n in range(200)))
         assert await _count(db) == 200
         assert all(seen_by_reader) and len(seen_by_reader) == 200
-        assert commits < 100, f"{commits} commits for 200 concurrent writes: not grouped"
+        assert commits() < 100, f"{commits()} commits for 200 concurrent writes: not grouped"
     finally:
         await db.close()
 
@@ -264,9 +271,9 @@ async def test_a_batched_body_that_sqlite_rejects_fails_as_store_unavailable(
     db = await Database.open(tmp_path / "db.sqlite", migrations=SCHEMA, synchronous="NORMAL")
     try:
         results = await asyncio.gather(
-            db.run_write("good", partial(changed_rows, sql="INSERT INTO items VALUES (1)")),
+            _batched_insert(db, 1),
             db.run_write("bad", partial(changed_rows, sql="INSERT INTO no_such_table VALUES (2)")),
-            db.run_write("good", partial(changed_rows, sql="INSERT INTO items VALUES (3)")),
+            _batched_insert(db, 3),
             return_exceptions=True,
         )
         assert results[0] == 1 and results[2] == 1
@@ -278,28 +285,36 @@ async def test_a_batched_body_that_sqlite_rejects_fails_as_store_unavailable(
         await db.close()
 
 
+async def _hold_the_write_lock(db: Database, row: int) -> tuple[asyncio.Task[None], asyncio.Event]:
+    """A `write` caller inside its transaction, having inserted `row`, until the event
+    returned is set; returns once it holds the lock, with its task."""
+    holding = asyncio.Event()
+    release = asyncio.Event()
+
+    async def writer() -> None:
+        async with db.write("hold") as tx:
+            await tx.execute("INSERT INTO items VALUES (?)", (row,))
+            holding.set()
+            await release.wait()
+
+    task = asyncio.create_task(writer())
+    await holding.wait()
+    return task, release
+
+
+def _batched_insert(db: Database, n: int) -> Coroutine[Any, Any, int]:
+    return db.run_write(
+        "insert", partial(changed_rows, sql="INSERT INTO items VALUES (?)", params=(n,))
+    )
+
+
 async def test_a_body_whose_caller_left_before_its_batch_never_runs(tmp_path: Path) -> None:
     """A client hanging up while its body waits for the next batch: the body is dropped,
     the others in that batch are committed."""
     db = await Database.open(tmp_path / "db.sqlite", migrations=SCHEMA, synchronous="NORMAL")
-    holding = asyncio.Event()
-    release = asyncio.Event()
-
-    async def hold_the_write_lock() -> None:
-        async with db.write("hold") as tx:
-            await tx.execute("INSERT INTO items VALUES (0)")
-            holding.set()
-            await release.wait()
-
     try:
-        holder = asyncio.create_task(hold_the_write_lock())
-        await holding.wait()
-        waiting = [
-            asyncio.create_task(
-                db.run_write("insert", partial(changed_rows, sql=f"INSERT INTO items VALUES ({n})"))
-            )
-            for n in range(1, 11)
-        ]
+        holder, release = await _hold_the_write_lock(db, 0)
+        waiting = [asyncio.create_task(_batched_insert(db, n)) for n in range(1, 11)]
         await asyncio.sleep(0.05)  # every body is queued behind the lock by now
         for task in waiting[::2]:
             task.cancel()
@@ -322,37 +337,17 @@ async def test_a_batch_joins_the_group_a_writer_left_open_for_the_writer_behind_
     a batch queued between the two runs in that same transaction, and the one COMMIT the
     last writer runs makes all three durable."""
     db = await Database.open(tmp_path / "db.sqlite", migrations=SCHEMA, synchronous="FULL")
-    commits = 0
-    real_commit = db._writer.commit
-
-    async def counting_commit() -> None:
-        nonlocal commits
-        commits += 1
-        await real_commit()
-
-    monkeypatch.setattr(db._writer, "commit", counting_commit)
-    holding = asyncio.Event()
-    release = asyncio.Event()
-
-    async def first_writer() -> None:
-        async with db.write("first") as tx:
-            await tx.execute("INSERT INTO items VALUES (1)")
-            holding.set()
-            await release.wait()
-
+    commits = _count_commits(db, monkeypatch)
     try:
-        first = asyncio.create_task(first_writer())
-        await holding.wait()
-        batched = asyncio.create_task(
-            db.run_write("batched", partial(changed_rows, sql="INSERT INTO items VALUES (2)"))
-        )
+        first, release = await _hold_the_write_lock(db, 1)
+        batched = asyncio.create_task(_batched_insert(db, 2))
         await asyncio.sleep(0.01)  # the batch waits for the lock first
         last = asyncio.create_task(_insert(db, 3))
         await asyncio.sleep(0.01)
         release.set()
         await asyncio.gather(first, batched, last)
         assert batched.result() == 1
-        assert commits == 1
+        assert commits() == 1
         assert await _count(db) == 3
     finally:
         await db.close()
@@ -370,12 +365,9 @@ async def test_a_batch_stuck_behind_a_lock_fails_after_the_timeout_and_is_not_co
     try:
         other.execute("BEGIN IMMEDIATE")
         with pytest.raises(StoreUnavailable):
-            await db.run_write("insert", partial(changed_rows, sql="INSERT INTO items VALUES (1)"))
+            await _batched_insert(db, 1)
         other.execute("ROLLBACK")
-        assert (
-            await db.run_write("insert", partial(changed_rows, sql="INSERT INTO items VALUES (2)"))
-            == 1
-        )
+        assert await _batched_insert(db, 2) == 1
         rows = await db.fetchall("all", "SELECT n FROM items ORDER BY n")
         assert [r["n"] for r in rows] == [2]
     finally:
